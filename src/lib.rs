@@ -1,0 +1,22 @@
+//! zerolabel: a fully functional image classifier from unlabelled images and class names.
+//!
+//! Stages (Sam, Agarwalla, Babu, AAAI-22): features -> [`cluster`] (stage II) ->
+//! [`matching`] (stage III) against the label [`prior`], with [`ot`] underneath; [`eval`] is
+//! the only reader of labels. [`experiment`] runs the stages over seeds, [`cli`] is the program.
+pub mod assignment;
+pub mod cli;
+pub mod cluster;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod experiment;
+pub mod io;
+pub mod matching;
+pub mod ot;
+pub mod pixel_features;
+pub mod prior;
+pub mod progress;
+pub mod rng;
+
+pub use error::{Error, Result};

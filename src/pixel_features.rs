@@ -1,0 +1,30 @@
+//! Stand-in features until stage I (SimCLR) is available: raw pixels, centred and projected on
+//! their top principal components (fitted on the training split only), then L2-normalised.
+use crate::data::features::l2_normalize;
+use crate::data::mnist::GreyImages;
+use crate::error::{Error, Result};
+use tch::{Kind, Tensor};
+
+/// (N, rows*cols) f32 in [0, 1].
+pub fn pixels(split: &GreyImages) -> Tensor {
+    Tensor::from_slice(&split.images).view([split.count as i64, (split.rows * split.cols) as i64]).to_kind(Kind::Float) / 255.0
+}
+
+/// PCA fitted on `train` (the top `dim` eigenvectors of its covariance), applied to both splits.
+/// `dim = 0` keeps all pixels (only centring and normalisation).
+pub fn pca_features(train: &Tensor, test: &Tensor, dim: usize) -> Result<(Tensor, Tensor)> {
+    let d = train.size()[1];
+    if dim as i64 > d {
+        return Err(Error::invalid("pca dimension", dim, "at most the number of pixels"));
+    }
+    let mean = train.mean_dim([0i64].as_slice(), true, Kind::Float);
+    let (train_c, test_c) = (train - &mean, test - &mean);
+    if dim == 0 {
+        return Ok((l2_normalize(&train_c), l2_normalize(&test_c)));
+    }
+    let xd = train_c.to_kind(Kind::Double);
+    let cov = xd.tr().matmul(&xd) / (train.size()[0] as f64 - 1.0);
+    let (_, vectors) = cov.linalg_eigh("L"); // ascending eigenvalues
+    let top = vectors.narrow(1, d - dim as i64, dim as i64).flip([1]).to_kind(Kind::Float);
+    Ok((l2_normalize(&train_c.matmul(&top)), l2_normalize(&test_c.matmul(&top))))
+}

@@ -199,10 +199,20 @@ pub struct Matching {
     pub curve: Vec<StepLog>,
 }
 
-/// Cost (eq. 3) between logits (B, c) and atoms (K, c) with the atoms' weights: (B, K).
+/// Cost (eq. 3) between logits S (B, c) and atoms T (K, c) with the atoms' weights W: (B, K).
+///
+/// M_ij = sum_k W_jk (S_ik - T_jk)^2 = (S^2 W^T)_ij - 2 (S (W T)^T)_ij + sum_k W_jk T_jk^2:
+/// three small matrix products instead of a (B, K, c) broadcast, forward and backward.
 pub fn weighted_cost(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Tensor {
+    let weighted_targets = weights * targets;
+    let constant = (&weighted_targets * targets).sum_dim_intlist([1i64].as_slice(), false, logits.kind());
+    logits.square().matmul(&weights.tr()) - logits.matmul(&weighted_targets.tr()) * 2.0 + constant.unsqueeze(0)
+}
+
+/// Eq. 3 written out as a (B, K, c) broadcast: the reference for `weighted_cost`.
+pub fn weighted_cost_direct(logits: &Tensor, targets: &Tensor, weights: &Tensor) -> Tensor {
     let diff = logits.unsqueeze(1) - targets.unsqueeze(0);
-    (diff.square() * weights.unsqueeze(0)).sum_dim_intlist([2i64].as_slice(), false, Kind::Float)
+    (diff.square() * weights.unsqueeze(0)).sum_dim_intlist([2i64].as_slice(), false, logits.kind())
 }
 
 /// A_B A_B^T R: row i becomes the sum of the plan rows of the batch samples in i's cluster.
@@ -374,6 +384,15 @@ mod tests {
         assert!(MatchingParams { grad_clip: 0.0, ..ok.clone() }.check().is_err());
         assert!(MatchingParams { selection_window: 0, ..ok.clone() }.check().is_err());
         assert!(MatchingParams { prior_pool: Some(0), ..ok }.check().is_err());
+    }
+
+    #[test]
+    fn expanded_cost_equals_equation_three() {
+        let mut rng = Rng::new(4);
+        let mut t = |r: i64, c: i64| Tensor::from_slice(&(0..r * c).map(|_| rng.normal()).collect::<Vec<_>>()).view([r, c]);
+        let (s, targets, w) = (t(7, 5), t(4, 5), t(4, 5).abs());
+        let diff = (weighted_cost(&s, &targets, &w) - weighted_cost_direct(&s, &targets, &w)).abs().max().double_value(&[]);
+        assert!(diff < 1e-12, "{diff}");
     }
 
     #[test]

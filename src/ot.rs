@@ -67,6 +67,15 @@ pub fn uniform(n: i64, like: &Tensor) -> Tensor {
 /// solution's g. Differentiable through the iterations when `cost` requires grad (the review
 /// code's unrolled gradient); call it under `tch::no_grad` to treat the plan as a constant.
 pub fn sinkhorn(cost: &Tensor, a: &Tensor, b: &Tensor, params: &SinkhornParams, warm_g: Option<&Tensor>) -> Transport {
+    if cost.device() == tch::Device::Cpu && !cost.requires_grad() {
+        return sinkhorn_cpu_tensors(cost, a, b, params, warm_g);
+    }
+    sinkhorn_log_domain(cost, a, b, params, warm_g)
+}
+
+/// The log-domain iterations as libtorch tensor operations: differentiable, and the path used
+/// on GPUs.
+pub fn sinkhorn_log_domain(cost: &Tensor, a: &Tensor, b: &Tensor, params: &SinkhornParams, warm_g: Option<&Tensor>) -> Transport {
     let eps = params.epsilon;
     let neg_cost = cost / (-eps);
     let log_a = a.log().unsqueeze(1);
@@ -104,6 +113,174 @@ pub fn sinkhorn(cost: &Tensor, a: &Tensor, b: &Tensor, params: &SinkhornParams, 
     let u = u_prev.unwrap_or_else(|| Tensor::zeros([cost.size()[0]], (cost.kind(), cost.device())));
     let plan = (neg_cost + u.unsqueeze(1) + &log_a + v.unsqueeze(0) + &log_b).exp();
     Transport { plan, g: v.detach() * eps, iterations, converged }
+}
+
+fn to_f64_vec(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(t.to_kind(Kind::Double).contiguous().view([-1])).unwrap_or_default()
+}
+
+fn sinkhorn_cpu_tensors(cost: &Tensor, a: &Tensor, b: &Tensor, params: &SinkhornParams, warm_g: Option<&Tensor>) -> Transport {
+    let (n, m) = (cost.size()[0] as usize, cost.size()[1] as usize);
+    let warm = warm_g.map(to_f64_vec);
+    let solution = sinkhorn_cpu(&to_f64_vec(cost), n, m, &to_f64_vec(a), &to_f64_vec(b), params, warm.as_deref());
+    let kind = cost.kind();
+    Transport {
+        plan: Tensor::from_slice(&solution.plan).view([n as i64, m as i64]).to_kind(kind),
+        g: Tensor::from_slice(&solution.g).to_kind(kind),
+        iterations: solution.iterations,
+        converged: solution.converged,
+    }
+}
+
+/// A solution of `sinkhorn_cpu`: plan (n x m, row-major) and potentials.
+pub struct CpuTransport {
+    pub plan: Vec<f64>,
+    pub f: Vec<f64>,
+    pub g: Vec<f64>,
+    pub iterations: usize,
+    pub converged: bool,
+}
+
+/// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes
+/// (a single running sum must be evaluated in order).
+#[inline]
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    let tail: f64 = xr.iter().zip(yr).map(|(a, b)| a * b).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// An upper bound on |ln(next / previous)| without a logarithm: |ln r| <= |r - 1| / min(r, 1),
+/// tight as r -> 1, where the stopping rule is decided. Using it can only add iterations.
+#[inline]
+fn log_ratio_bound(next: f64, previous: f64) -> f64 {
+    let r = next / previous;
+    (r - 1.0).abs() / r.min(1.0)
+}
+
+/// log sum_k exp(x_k), stable.
+fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
+    let max = values.clone().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + values.map(|v| (v - max).exp()).sum::<f64>().ln()
+}
+
+/// The same problem on the CPU in f64, in the stabilised scaling form (Schmitzer 2019): the
+/// potentials f, g are kept in the log domain and a kernel K_ij = exp((f_i + g_j - C_ij)/eps)
+/// is built from them, after which each iteration is two matrix-vector products on scalings
+/// u, v (R = diag(a u) K diag(b v)) instead of two log-sum-exp passes. When u or v leave
+/// [1e-100, 1e100] they are absorbed into f, g and the kernel is rebuilt, so nothing
+/// overflows at epsilon = 0.01. Each absorption starts with one exact log-domain update of f
+/// and g, which also makes every kernel row and column non-zero.
+///
+/// Iterations and the stopping rule are those of the log-domain form: one iteration updates
+/// both potentials, and the change is sum|f - f_prev| + sum|g - g_prev| (f = f0 + eps ln u).
+pub fn sinkhorn_cpu(cost: &[f64], n: usize, m: usize, a: &[f64], b: &[f64], params: &SinkhornParams, warm_g: Option<&[f64]>) -> CpuTransport {
+    let eps = params.epsilon;
+    let log_a: Vec<f64> = a.iter().map(|x| x.ln()).collect();
+    let log_b: Vec<f64> = b.iter().map(|x| x.ln()).collect();
+    let mut f = vec![0.0; n];
+    let mut g = warm_g.map_or_else(|| vec![0.0; m], <[f64]>::to_vec);
+    let mut kernel = vec![0.0; n * m];
+    let (mut u, mut v) = (vec![1.0; n], vec![1.0; m]);
+    let mut scratch = vec![0.0; m];
+    let mut iterations = 0;
+    let mut converged = false;
+    let mut previous: Option<(Vec<f64>, Vec<f64>)> = None;
+    'outer: while iterations < params.max_iters {
+        // Exact log-domain update of f, then g.
+        for i in 0..n {
+            let row = &cost[i * m..(i + 1) * m];
+            f[i] = -eps * log_sum_exp((0..m).map(|j| log_b[j] + (g[j] - row[j]) / eps));
+        }
+        for j in 0..m {
+            g[j] = -eps * log_sum_exp((0..n).map(|i| log_a[i] + (f[i] - cost[i * m + j]) / eps));
+        }
+        iterations += 1;
+        if let Some((pf, pg)) = &previous {
+            let change: f64 = f.iter().zip(pf).map(|(x, y)| (x - y).abs()).sum::<f64>()
+                + g.iter().zip(pg).map(|(x, y)| (x - y).abs()).sum::<f64>();
+            if change < params.tolerance {
+                converged = true;
+                break 'outer;
+            }
+        }
+        for i in 0..n {
+            for j in 0..m {
+                kernel[i * m + j] = ((f[i] + g[j] - cost[i * m + j]) / eps).exp();
+            }
+        }
+        u.fill(1.0);
+        v.fill(1.0);
+        loop {
+            if iterations >= params.max_iters {
+                break;
+            }
+            // u_i = 1 / sum_j K_ij b_j v_j
+            for j in 0..m {
+                scratch[j] = b[j] * v[j];
+            }
+            let mut change = 0.0;
+            for i in 0..n {
+                let row = &kernel[i * m..(i + 1) * m];
+                let s = dot(row, &scratch);
+                let next = 1.0 / s;
+                change += log_ratio_bound(next, u[i]);
+                u[i] = next;
+            }
+            // v_j = 1 / sum_i K_ij a_i u_i
+            scratch.fill(0.0);
+            for i in 0..n {
+                let w = a[i] * u[i];
+                for (acc, k) in scratch.iter_mut().zip(&kernel[i * m..(i + 1) * m]) {
+                    *acc += k * w;
+                }
+            }
+            for j in 0..m {
+                let next = 1.0 / scratch[j];
+                change += log_ratio_bound(next, v[j]);
+                v[j] = next;
+            }
+            iterations += 1;
+            if eps * change < params.tolerance {
+                converged = true;
+                break;
+            }
+            let in_range = |x: &f64| x.is_finite() && (1e-100..1e100).contains(x);
+            if !u.iter().all(in_range) || !v.iter().all(in_range) {
+                break;
+            }
+        }
+        // Absorb the scalings into the potentials.
+        if u.iter().chain(&v).all(|x| x.is_finite() && *x > 0.0) {
+            for i in 0..n {
+                f[i] += eps * u[i].ln();
+            }
+            for j in 0..m {
+                g[j] += eps * v[j].ln();
+            }
+        }
+        if converged || iterations >= params.max_iters {
+            break;
+        }
+        previous = Some((f.clone(), g.clone()));
+    }
+    let mut plan = vec![0.0; n * m];
+    for i in 0..n {
+        for j in 0..m {
+            plan[i * m + j] = (log_a[i] + log_b[j] + (f[i] + g[j] - cost[i * m + j]) / eps).exp();
+        }
+    }
+    CpuTransport { plan, f, g, iterations, converged }
 }
 
 /// Largest absolute deviation of the plan's marginals from a and b.

@@ -112,9 +112,10 @@ pub struct StageArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
-    /// CPU threads for libtorch [libtorch's default: all cores].
-    #[arg(long)]
-    pub threads: Option<i32>,
+    /// CPU threads for libtorch. Stages II-III work on small matrices, where more threads only
+    /// add synchronisation (and OpenMP threads spin when the cores are shared), so 1 is fastest.
+    #[arg(long, default_value_t = 1)]
+    pub threads: i32,
     /// Stage II: Adam steps [5000].
     #[arg(long)]
     pub cluster_steps: Option<usize>,
@@ -360,12 +361,10 @@ fn load_data(args: &FeatureArgs, n_classes: usize, device: tch::Device) -> Resul
 }
 
 fn setup_device(args: &StageArgs, quiet: bool) -> Result<tch::Device> {
-    if let Some(t) = args.threads {
-        if t < 1 {
-            return Err(Error::invalid("threads", t, "at least 1").into());
-        }
-        tch::set_num_threads(t);
+    if args.threads < 1 {
+        return Err(Error::invalid("threads", args.threads, "at least 1").into());
     }
+    tch::set_num_threads(args.threads);
     let device = args.device.resolve()?;
     status("Device", &device::describe(device), quiet);
     Ok(device)

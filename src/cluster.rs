@@ -74,8 +74,8 @@ pub struct Clustering {
 
 /// Squared Euclidean distances, (n, k).
 fn squared_distances(x: &Tensor, centroids: &Tensor) -> Tensor {
-    let x2 = x.square().sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
-    let z2 = centroids.square().sum_dim_intlist([1i64].as_slice(), true, Kind::Float).tr();
+    let x2 = x.square().sum_dim_intlist([1i64].as_slice(), true, x.kind());
+    let z2 = centroids.square().sum_dim_intlist([1i64].as_slice(), true, centroids.kind()).tr();
     let cross = x.matmul(&centroids.tr()) * 2.0;
     (x2 + z2 - cross).clamp_min(0.0)
 }
@@ -86,7 +86,7 @@ impl Clustering {
         features: &Tensor,
         params: &ClusteringParams,
         seed: u64,
-        mut on_step: impl FnMut(usize, f64),
+        mut on_step: impl FnMut(usize, f64, usize),
     ) -> Result<Self> {
         let (n, d) = (features.size()[0] as usize, features.size()[1]);
         params.check(n)?;
@@ -112,8 +112,9 @@ impl Clustering {
             // The plan is held constant: by the envelope theorem it is the gradient of the
             // OT value with respect to the cost.
             let transport = tch::no_grad(|| ot::sinkhorn(&cost.detach(), &a, &b, &params.sinkhorn, warm_g.as_ref()));
+            let iterations = transport.iterations;
             warm_g = Some(transport.g);
-            let loss = (&transport.plan * &cost).sum(Kind::Float);
+            let loss = (&transport.plan * &cost).sum(cost.kind());
             opt.backward_step(&loss);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
@@ -122,7 +123,7 @@ impl Clustering {
             if step % 50 == 0 || step + 1 == params.steps {
                 curve.push((step, value));
             }
-            on_step(step, value);
+            on_step(step, value, iterations);
         }
         let centroids = centroids.detach().copy();
         let assignments = tch::no_grad(|| assign(features, &centroids, params))?;

@@ -46,11 +46,12 @@ pub struct SeedRun {
 pub fn run_clustering(inputs: &Inputs, params: &ClusteringParams, seed: u64, log: &mut JsonLines, quiet: bool) -> Result<Clustering> {
     let bar = progress::bar(params.steps as u64, "Clustering", quiet);
     let mut log_error = None;
-    let clustering = Clustering::fit(inputs.train, params, seed, |step, loss| {
+    let clustering = Clustering::fit(inputs.train, params, seed, |step, loss, iterations| {
         bar.inc(1);
         if step % 100 == 0 || step + 1 == params.steps {
             bar.set_message(format!("OT cost {loss:.4}"));
-            if let Err(e) = log.write(&json!({"stage": "cluster", "seed": seed, "step": step + 1, "loss": loss})) {
+            let line = json!({"stage": "cluster", "seed": seed, "step": step + 1, "loss": loss, "sinkhorn_iterations": iterations});
+            if let Err(e) = log.write(&line) {
                 log_error.get_or_insert(e);
             }
         }

@@ -234,8 +234,8 @@ pub fn step_loss(
     params: &MatchingParams,
     warm_g: Option<&Tensor>,
 ) -> (Tensor, Tensor, usize, bool) {
-    let targets = atoms.targets.to_device(logits.device()).index_select(0, present);
-    let weights = atoms.weights.to_device(logits.device()).index_select(0, present);
+    let targets = atoms.targets.to_device(logits.device()).index_select(0, present).to_kind(logits.kind());
+    let weights = atoms.weights.to_device(logits.device()).index_select(0, present).to_kind(logits.kind());
     let cost = weighted_cost(logits, &targets, &weights);
     let a = ot::uniform(logits.size()[0], &cost);
     let transport = match params.plan_gradient {
@@ -246,7 +246,7 @@ pub fn step_loss(
         (MatchingLoss::Cgsk, Some((clusters, k))) => cluster_guided_plan(&transport.plan, clusters, k),
         _ => transport.plan.shallow_clone(),
     };
-    let loss = (plan * cost).sum(Kind::Float);
+    let loss = (plan * &cost).sum(cost.kind());
     (loss, transport.g, transport.iterations, transport.converged)
 }
 

@@ -4,6 +4,7 @@
 //! [`matching`] (stage III) against the label [`prior`], with [`ot`] underneath; [`eval`] is
 //! the only reader of labels. [`experiment`] runs the stages over seeds, [`cli`] is the program.
 pub mod assignment;
+pub mod backbone;
 pub mod cli;
 pub mod cluster;
 pub mod data;

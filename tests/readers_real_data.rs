@@ -53,3 +53,47 @@ fn truncated_gzip_idx_is_reported() {
     assert!(err.contains("t10k-labels-idx1-ubyte.gz") && (err.contains("truncated") || err.contains("corrupt")), "{err}");
     std::fs::remove_dir_all(tmp).ok();
 }
+
+#[test]
+fn cifar10_binary_batches() {
+    use zerolabel::data::images::{read_cifar10, Split};
+    let Some(dir) = shared("cifar10") else { return };
+    let train = read_cifar10(&dir, Split::Train).unwrap();
+    assert_eq!((train.count, train.height, train.width, train.channels), (50_000, 32, 32, 3));
+    let labels = train.labels.as_ref().unwrap();
+    let mut first_batch = [0usize; 10];
+    labels[..10_000].iter().for_each(|&l| first_batch[l as usize] += 1);
+    assert_eq!(first_batch, [1005, 974, 1032, 1016, 999, 937, 1030, 1001, 1025, 981]);
+    // Record 0: label 6 (frog); pixel (0, 0) = R 61, G 62, B 67 (after the JPEG round trip).
+    assert_eq!(labels[0], 6);
+    assert_eq!(&train.image(0)[..3], &[61, 62, 67]);
+    assert_eq!(train.class_names[3], "cat");
+    let test = zerolabel::data::images::read_cifar10(&dir, Split::Test).unwrap();
+    assert_eq!(test.count, 10_000);
+    assert_eq!(test.labels.as_ref().unwrap()[0], 3);
+    assert_eq!(test.image(0)[0], 167);
+}
+
+#[test]
+fn retinamnist_npz() {
+    use zerolabel::data::images::{read_medmnist, Split};
+    let Some(dir) = shared("retinamnist") else { return };
+    let train = read_medmnist(&dir.join("retinamnist.npz"), Split::Train).unwrap();
+    assert_eq!((train.count, train.height, train.width, train.channels), (1080, 28, 28, 3));
+    let mut grades = [0usize; 5];
+    train.labels.as_ref().unwrap().iter().for_each(|&l| grades[l as usize] += 1);
+    assert_eq!(grades, [486, 128, 206, 194, 66]);
+    assert_eq!(&train.image(0)[..3], &[2, 0, 6]);
+    assert_eq!(train.image(0).iter().map(|&p| p as u64).sum::<u64>(), 120_376);
+    let test = read_medmnist(&dir.join("retinamnist.npz"), Split::Test).unwrap();
+    let mut grades = [0usize; 5];
+    test.labels.as_ref().unwrap().iter().for_each(|&l| grades[l as usize] += 1);
+    assert_eq!(grades, [174, 46, 92, 68, 20]);
+    // A truncated archive is reported with its name.
+    let bytes = std::fs::read(dir.join("retinamnist.npz")).unwrap();
+    let tmp = std::env::temp_dir().join(format!("zl-npz-{}.npz", std::process::id()));
+    std::fs::write(&tmp, &bytes[..bytes.len() / 2]).unwrap();
+    let err = read_medmnist(&tmp, Split::Train).unwrap_err().to_string();
+    assert!(err.contains("zl-npz") && err.contains("truncated"), "{err}");
+    std::fs::remove_file(tmp).ok();
+}

@@ -3,4 +3,6 @@
 pub mod features;
 pub mod idx;
 pub mod npy;
+pub mod images;
 pub mod mnist;
+pub mod npz;

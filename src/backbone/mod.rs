@@ -1,0 +1,2 @@
+//! Stage I: self-supervised features (SimCLR on a ResNet backbone).
+pub mod resnet;

@@ -1,6 +1,10 @@
 //! Command-line interface: raw flags (clap) turned into checked parameters, then one function
 //! per subcommand. Errors travel up to `main`, which prints them once.
+use crate::backbone::pretrain::{self, KnnMonitor, PretrainOptions};
+use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
+use crate::backbone::simclr::{self, SimclrModel, SimclrParams};
 use crate::cluster::{AssignmentRule, ClusteringParams};
+use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
 use crate::data::features::{self, check_labels, l2_normalize};
 use crate::device::{self, DeviceChoice};
 use crate::error::Error;
@@ -38,6 +42,102 @@ pub enum Command {
     Ablate(AblateArgs),
     /// Features from raw pixels (PCA) of an MNIST-layout folder: a stand-in for stage I.
     PixelFeatures(PixelFeatureArgs),
+    /// Stage I: SimCLR pretraining of a ResNet backbone on unlabelled images.
+    Pretrain(PretrainArgs),
+    /// Stage I output: L2-normalised backbone features of un-augmented train and test images.
+    Features(FeaturesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetArgs {
+    /// Dataset format.
+    #[arg(long, value_enum)]
+    pub format: DatasetFormat,
+    /// Dataset folder (or the .npz file for MedMNIST).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Use only the first N images of each split (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Side of the square images a folder dataset is resized to on reading [64].
+    #[arg(long)]
+    pub folder_size: Option<usize>,
+}
+
+impl DatasetArgs {
+    fn read(&self, split: Split) -> Result<ImageSet> {
+        let set = read_dataset(&self.format, &self.data, split, self.folder_size)?;
+        Ok(match self.limit {
+            Some(n) => set.take(n),
+            None => set,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StemChoice {
+    /// CIFAR stem for images up to 64 pixels, ImageNet stem above.
+    Auto,
+    Cifar,
+    Imagenet,
+}
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    #[arg(long, value_enum, default_value = "resnet18")]
+    pub arch: Depth,
+    /// Channel width multiplier (1.0 = standard ResNet).
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub stem: StemChoice,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-6)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 0.5)]
+    pub temperature: f64,
+    /// Training resolution [the dataset's image size].
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Threads computing augmentations beside training.
+    #[arg(long, default_value_t = 1)]
+    pub loader_threads: usize,
+    /// kNN monitor every N epochs where the dataset has labels (0: never).
+    #[arg(long, default_value_t = 1)]
+    pub knn_every: usize,
+    /// Continue from OUT/checkpoint.safetensors.
+    #[arg(long)]
+    pub resume: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// libtorch CPU threads [all cores].
+    #[arg(long)]
+    pub threads: Option<i32>,
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct FeaturesArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// A checkpoint written by `pretrain` (e.g. RUN/best.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Output folder: train.safetensors and test.safetensors.
+    #[arg(long, short)]
+    pub out: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -218,6 +318,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Match(args) => cmd_match(args, quiet),
         Command::Ablate(args) => cmd_ablate(args, quiet),
         Command::PixelFeatures(args) => cmd_pixel_features(args, quiet),
+        Command::Pretrain(args) => cmd_pretrain(args, quiet),
+        Command::Features(args) => cmd_features(args, quiet),
     }
 }
 
@@ -554,5 +656,65 @@ fn cmd_pixel_features(args: PixelFeatureArgs, quiet: bool) -> Result<()> {
     features::save_features(&args.out.join("train.safetensors"), &ftrain, Some(&train.labels))?;
     features::save_features(&args.out.join("test.safetensors"), &ftest, Some(&test.labels))?;
     status("Wrote", &format!("{} (PCA {}, L2-normalised)", args.out.display(), args.pca), quiet);
+    Ok(())
+}
+
+fn cmd_pretrain(args: PretrainArgs, quiet: bool) -> Result<()> {
+    if let Some(t) = args.threads {
+        if t < 1 {
+            return Err(Error::invalid("threads", t, "at least 1").into());
+        }
+        tch::set_num_threads(t);
+    }
+    let device = args.device.resolve()?;
+    let train = args.dataset.read(Split::Train)?;
+    status("Read", &format!("{} training images ({}x{}x{}) from {}", train.count, train.height, train.width, train.channels, args.dataset.data.display()), quiet);
+    let test = if args.knn_every > 0 && train.labels.is_some() { args.dataset.read(Split::Test).ok() } else { None };
+    let image_size = args.image_size.unwrap_or(train.height.max(train.width));
+    let stem = match args.stem {
+        StemChoice::Cifar => Stem::Cifar,
+        StemChoice::Imagenet => Stem::Imagenet,
+        StemChoice::Auto if image_size <= 64 => Stem::Cifar,
+        StemChoice::Auto => Stem::Imagenet,
+    };
+    if !(args.width > 0.0 && args.width <= 4.0) {
+        return Err(Error::invalid("width", args.width, "a multiplier in (0, 4]").into());
+    }
+    let config = ResNetConfig { depth: args.arch, stem, width: args.width, in_channels: train.channels as i64 };
+    let params = SimclrParams {
+        batch_size: args.batch_size,
+        epochs: args.epochs,
+        learning_rate: args.lr,
+        weight_decay: args.weight_decay,
+        temperature: args.temperature,
+        image_size,
+        loader_threads: args.loader_threads.max(1),
+        ..SimclrParams::default()
+    };
+    status("Device", &device::describe(device), quiet);
+    let knn = test.as_ref().map(|t| KnnMonitor { train: &train, test: t, every: args.knn_every });
+    let opts = PretrainOptions { out: &args.out, seed: args.seed, resume: args.resume, device, quiet, knn, interrupt_after_steps: None };
+    let outcome = pretrain::pretrain(&train, &config, &params, &opts)?;
+    status("Finished", &format!("{} epoch(s); best model {}", outcome.epochs_run, outcome.best.display()), quiet);
+    Ok(())
+}
+
+fn cmd_features(args: FeaturesArgs, quiet: bool) -> Result<()> {
+    let device = args.device.resolve()?;
+    let meta = simclr::read_meta(&args.checkpoint)?;
+    let mut model = SimclrModel::new(&meta.backbone, &meta.params, device);
+    simclr::load_checkpoint(&args.checkpoint, &mut model, None)?;
+    for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
+        let set = args.dataset.read(split)?;
+        if set.channels as i64 != meta.backbone.in_channels {
+            bail!("{}: {} channels, but the checkpoint's backbone takes {}", args.dataset.data.display(), set.channels, meta.backbone.in_channels);
+        }
+        let bar = crate::progress::bar(set.count as u64, "Features", quiet);
+        let features = simclr::extract_features(&model.backbone, &set, &meta.normalization, meta.params.image_size, device, |n| bar.inc(n as u64));
+        bar.finish_and_clear();
+        let path = args.out.join(format!("{name}.safetensors"));
+        features::save_features(&path, &features, set.labels.as_deref().filter(|l| l.iter().all(|&x| x >= 0)))?;
+        status("Wrote", &format!("{} ({} x {})", path.display(), features.size()[0], features.size()[1]), quiet);
+    }
     Ok(())
 }

@@ -67,6 +67,19 @@ impl JsonLines {
         Ok(JsonLines { path: path.into(), file: std::io::BufWriter::new(file) })
     }
 
+    /// Opens the file for appending (a resumed run continues its log).
+    pub fn append(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Write { path: parent.into(), source: e })?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::Write { path: path.into(), source: e })?;
+        Ok(JsonLines { path: path.into(), file: std::io::BufWriter::new(file) })
+    }
+
     pub fn write(&mut self, value: &serde_json::Value) -> Result<()> {
         let map = |e: std::io::Error| Error::Write { path: self.path.clone(), source: e };
         serde_json::to_writer(&mut self.file, value).map_err(|e| map(std::io::Error::other(e)))?;

@@ -1,2 +1,4 @@
 //! Stage I: self-supervised features (SimCLR on a ResNet backbone).
+pub mod pretrain;
 pub mod resnet;
+pub mod simclr;

@@ -1,0 +1,147 @@
+//! The SimCLR training loop: epochs of augmented batches (prepared in the background), NT-Xent,
+//! Adam; a checkpoint every epoch, the best (lowest training loss) model kept, metrics as JSON
+//! lines, and a kNN monitor where the dataset has labels.
+use super::resnet::ResNetConfig;
+use super::simclr::{self, Adam, CheckpointMeta, Normalization, SimclrModel, SimclrParams};
+use crate::data::images::ImageSet;
+use crate::error::{Error, Result};
+use crate::io::JsonLines;
+use crate::progress;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Labelled splits for the kNN monitor (evaluation only).
+pub struct KnnMonitor<'a> {
+    pub train: &'a ImageSet,
+    pub test: &'a ImageSet,
+    pub every: usize,
+}
+
+pub struct PretrainOptions<'a> {
+    pub out: &'a Path,
+    pub seed: u64,
+    pub resume: bool,
+    pub device: tch::Device,
+    pub quiet: bool,
+    pub knn: Option<KnnMonitor<'a>>,
+    /// Stop after this many training steps of this invocation, as if interrupted (tests).
+    pub interrupt_after_steps: Option<usize>,
+}
+
+pub struct PretrainOutcome {
+    pub checkpoint: PathBuf,
+    pub best: PathBuf,
+    pub epochs_run: usize,
+    pub interrupted: bool,
+}
+
+pub fn checkpoint_path(out: &Path) -> PathBuf {
+    out.join("checkpoint.safetensors")
+}
+
+pub fn best_path(out: &Path) -> PathBuf {
+    out.join("best.safetensors")
+}
+
+pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, opts: &PretrainOptions) -> Result<PretrainOutcome> {
+    params.check(set.count)?;
+    if config.in_channels as usize != set.channels {
+        return Err(Error::Shape { what: "backbone input channels".into(), expected: set.channels.to_string(), got: config.in_channels.to_string() });
+    }
+    let ckpt = checkpoint_path(opts.out);
+    let best = best_path(opts.out);
+    // Weight initialisation draws from libtorch's generator: seed it.
+    tch::manual_seed(opts.seed as i64);
+    let mut model = SimclrModel::new(config, params, opts.device);
+    let mut adam = Adam::new(&model.vs, params.learning_rate, params.weight_decay);
+    let mut meta = CheckpointMeta {
+        epoch: 0,
+        adam_step: 0,
+        seed: opts.seed,
+        best_loss: f64::INFINITY,
+        best_epoch: 0,
+        backbone: config.clone(),
+        params: params.clone(),
+        normalization: Normalization::of(set),
+    };
+    if opts.resume && ckpt.exists() {
+        let saved = simclr::read_meta(&ckpt)?;
+        if saved.backbone != *config || saved.params != *params || saved.seed != opts.seed {
+            return Err(Error::format(&ckpt, "was written with another backbone, parameters or seed; remove it or drop --resume"));
+        }
+        simclr::load_checkpoint(&ckpt, &mut model, Some(&mut adam))?;
+        adam.step = saved.adam_step;
+        meta = saved;
+        progress::status("Resuming", &format!("{} after epoch {}", ckpt.display(), meta.epoch), opts.quiet);
+    }
+    let mut log = JsonLines::append(&opts.out.join("pretrain_log.jsonl"))?;
+    let steps_per_epoch = set.count / params.batch_size;
+    let (c, s) = (set.channels as i64, params.image_size as i64);
+    let mut steps_done = 0usize;
+    let start_epoch = meta.epoch;
+    for epoch in meta.epoch..params.epochs {
+        let bar = progress::bar(steps_per_epoch as u64, &format!("Epoch {}", epoch + 1), opts.quiet);
+        let started = std::time::Instant::now();
+        let (mut loss_sum, mut batches, mut images) = (0.0, 0usize, 0usize);
+        for (v1, v2, n) in simclr::epoch_batches(set, params, opts.seed, epoch) {
+            if opts.interrupt_after_steps.is_some_and(|limit| steps_done >= limit) {
+                bar.finish_and_clear();
+                return Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: epoch - start_epoch, interrupted: true });
+            }
+            let n = n as i64;
+            let x = Tensor::cat(&[Tensor::from_slice(&v1).view([n, c, s, s]), Tensor::from_slice(&v2).view([n, c, s, s])], 0);
+            let x = meta.normalization.apply(&x.to_device(opts.device));
+            let z = model.project(&x, true);
+            let loss = simclr::nt_xent(&z.narrow(0, 0, n), &z.narrow(0, n, n), params.temperature);
+            adam.zero_grad();
+            loss.backward();
+            adam.step();
+            let value = loss.double_value(&[]);
+            if !value.is_finite() {
+                return Err(Error::NonFinite { what: format!("SimCLR loss at epoch {}, batch {batches}", epoch + 1), row: 0, col: 0 });
+            }
+            loss_sum += value;
+            batches += 1;
+            images += n as usize;
+            steps_done += 1;
+            bar.inc(1);
+            bar.set_message(format!("loss {:.4}", loss_sum / batches as f64));
+        }
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let mean_loss = loss_sum / batches.max(1) as f64;
+        meta.epoch = epoch + 1;
+        meta.adam_step = adam.step;
+        let improved = mean_loss < meta.best_loss;
+        if improved {
+            meta.best_loss = mean_loss;
+            meta.best_epoch = epoch + 1;
+        }
+        let mut line = json!({"epoch": epoch + 1, "loss": mean_loss, "images_per_s": images as f64 / seconds, "seconds": seconds});
+        if let Some(knn) = opts.knn.as_ref().filter(|k| (epoch + 1) % k.every.max(1) == 0 || epoch + 1 == params.epochs) {
+            let accuracy = knn_accuracy(&model, knn, &meta.normalization, params.image_size, opts.device)?;
+            line["knn_accuracy"] = json!(accuracy);
+        }
+        simclr::save_checkpoint(&ckpt, &model, &adam, &meta)?;
+        if improved {
+            simclr::save_checkpoint(&best, &model, &adam, &meta)?;
+        }
+        log.write(&line)?;
+        log.flush()?;
+        let knn_text = line.get("knn_accuracy").and_then(|v| v.as_f64()).map(|a| format!(", kNN accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
+        progress::status("Epoch", &format!("{}/{}: loss {mean_loss:.4}, {:.0} images/s{knn_text}", epoch + 1, params.epochs, images as f64 / seconds), opts.quiet);
+    }
+    Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: params.epochs - start_epoch, interrupted: false })
+}
+
+/// kNN accuracy (k = 200, cosine) of the test features against the train features.
+pub fn knn_accuracy(model: &SimclrModel, knn: &KnnMonitor, norm: &Normalization, image_size: usize, device: tch::Device) -> Result<f64> {
+    let (Some(train_labels), Some(test_labels)) = (&knn.train.labels, &knn.test.labels) else {
+        return Err(Error::invalid("knn monitor", "unlabelled data", "labelled train and test splits"));
+    };
+    let train = simclr::extract_features(&model.backbone, knn.train, norm, image_size, device, |_| {});
+    let test = simclr::extract_features(&model.backbone, knn.test, norm, image_size, device, |_| {});
+    let classes = train_labels.iter().chain(test_labels).max().map_or(1, |m| m + 1);
+    Ok(simclr::knn_accuracy(&train, train_labels, &test, test_labels, 200, classes))
+}

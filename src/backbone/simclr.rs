@@ -1,0 +1,346 @@
+//! SimCLR pretraining (Chen et al. 2020): two augmented views per image, a projection head
+//! D -> 512 -> BatchNorm -> ReLU -> 128, NT-Xent loss with temperature 0.5, Adam (lr 1e-3,
+//! weight decay 1e-6). The head is dropped afterwards; features are the pooled backbone output.
+//!
+//! Checkpoints hold the model, the optimiser moments and the epoch, written atomically after
+//! every epoch; the data order and augmentations of epoch e derive from (seed, e) alone, so a
+//! resumed run replays exactly what an uninterrupted one would have done.
+use super::resnet::{ResNet, ResNetConfig};
+use crate::data::augment::{self, AugmentParams};
+use crate::data::images::ImageSet;
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::{nn, nn::ModuleT, Kind, Tensor};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimclrParams {
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub temperature: f64,
+    pub projection_hidden: i64,
+    pub projection_dim: i64,
+    /// Input resolution (images are cropped and resized to it).
+    pub image_size: usize,
+    pub augment: AugmentParams,
+    /// Threads that compute augmentations while the model trains.
+    pub loader_threads: usize,
+}
+
+impl Default for SimclrParams {
+    fn default() -> Self {
+        SimclrParams {
+            batch_size: 128,
+            epochs: 500,
+            learning_rate: 1e-3,
+            weight_decay: 1e-6,
+            temperature: 0.5,
+            projection_hidden: 512,
+            projection_dim: 128,
+            image_size: 32,
+            augment: AugmentParams::default(),
+            loader_threads: 1,
+        }
+    }
+}
+
+impl SimclrParams {
+    pub fn check(&self, n_images: usize) -> Result<()> {
+        if self.batch_size < 2 || self.batch_size > n_images {
+            return Err(Error::invalid("batch_size", self.batch_size, "between 2 and the number of images"));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("epochs", 0, "at least 1"));
+        }
+        if !(self.learning_rate > 0.0) || !(self.temperature > 0.0) || self.weight_decay < 0.0 {
+            return Err(Error::invalid("learning_rate/temperature/weight_decay", format!("{}/{}/{}", self.learning_rate, self.temperature, self.weight_decay), "positive (weight decay non-negative)"));
+        }
+        if self.image_size < 8 {
+            return Err(Error::invalid("image_size", self.image_size, "at least 8"));
+        }
+        Ok(())
+    }
+}
+
+/// Per-channel mean and standard deviation of the training images, used to normalise inputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    pub fn of(set: &ImageSet) -> Self {
+        let c = set.channels;
+        let (mut sum, mut sq) = (vec![0f64; c], vec![0f64; c]);
+        for px in set.pixels.chunks_exact(c) {
+            for k in 0..c {
+                let v = px[k] as f64 / 255.0;
+                sum[k] += v;
+                sq[k] += v * v;
+            }
+        }
+        let n = (set.pixels.len() / c).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n - m * m).max(1e-8)).sqrt() as f32).collect();
+        Normalization { mean: mean.into_iter().map(|m| m as f32).collect(), std }
+    }
+
+    /// (B, C, H, W) in [0, 1] -> normalised.
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        let c = self.mean.len() as i64;
+        let mean = Tensor::from_slice(&self.mean).view([1, c, 1, 1]).to_device(x.device());
+        let std = Tensor::from_slice(&self.std).view([1, c, 1, 1]).to_device(x.device());
+        (x - mean) / std
+    }
+}
+
+/// Backbone plus projection head.
+pub struct SimclrModel {
+    pub vs: nn::VarStore,
+    pub backbone: ResNet,
+    head: nn::SequentialT,
+}
+
+impl SimclrModel {
+    pub fn new(config: &ResNetConfig, params: &SimclrParams, device: tch::Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let backbone = ResNet::new(&(&root / "backbone"), config);
+        let hp = &root / "head";
+        let head = nn::seq_t()
+            .add(nn::linear(&hp / "0", backbone.feat_dim(), params.projection_hidden, Default::default()))
+            .add(nn::batch_norm1d(&hp / "1", params.projection_hidden, Default::default()))
+            .add_fn(|x| x.relu())
+            .add(nn::linear(&hp / "3", params.projection_hidden, params.projection_dim, Default::default()));
+        SimclrModel { vs, backbone, head }
+    }
+
+    pub fn project(&self, x: &Tensor, train: bool) -> Tensor {
+        self.backbone.forward_t(x, train).apply_t(&self.head, train)
+    }
+}
+
+/// NT-Xent (normalised temperature-scaled cross entropy) of two views' projections (B, d):
+/// each sample's positive is its other view, the 2B - 2 other samples are negatives.
+pub fn nt_xent(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
+    let b = z1.size()[0];
+    let z = Tensor::cat(&[z1, z2], 0);
+    let z = &z / z.norm_scalaropt_dim(2.0, [1i64].as_slice(), true).clamp_min(1e-12);
+    let logits = z.matmul(&z.tr()) / temperature;
+    let eye = Tensor::eye(2 * b, (Kind::Bool, z.device()));
+    let logits = logits.masked_fill(&eye, f64::NEG_INFINITY);
+    let targets = Tensor::cat(&[Tensor::arange_start(b, 2 * b, (Kind::Int64, z.device())), Tensor::arange(b, (Kind::Int64, z.device()))], 0);
+    logits.cross_entropy_for_logits(&targets)
+}
+
+/// Adam with L2 weight decay (PyTorch's `Adam(weight_decay=...)`), written out so that its
+/// moments can be checkpointed and restored exactly.
+pub struct Adam {
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub step: i64,
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    pub fn new(vs: &nn::VarStore, lr: f64, weight_decay: f64) -> Self {
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let m = named.iter().map(|(_, t)| t.zeros_like()).collect();
+        let v = named.iter().map(|(_, t)| t.zeros_like()).collect();
+        let (names, params) = named.into_iter().unzip();
+        Adam { lr, weight_decay, step: 0, names, params, m, v }
+    }
+
+    pub fn zero_grad(&mut self) {
+        for p in &mut self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_().zero_();
+            }
+        }
+    }
+
+    pub fn step(&mut self) {
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        self.step += 1;
+        let (c1, c2) = (1.0 - b1.powi(self.step as i32), 1.0 - b2.powi(self.step as i32));
+        tch::no_grad(|| {
+            for k in 0..self.params.len() {
+                let g = self.params[k].grad();
+                if !g.defined() {
+                    continue;
+                }
+                let g = &g + &self.params[k] * self.weight_decay;
+                self.m[k] *= b1;
+                self.m[k] += &g * (1.0 - b1);
+                self.v[k] *= b2;
+                self.v[k] += g.square() * (1.0 - b2);
+                let update = (&self.m[k] / c1) / ((&self.v[k] / c2).sqrt() + eps) * self.lr;
+                self.params[k] -= update;
+            }
+        });
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (k, name) in self.names.iter().enumerate() {
+            out.push((format!("adam.m.{name}"), self.m[k].shallow_clone()));
+            out.push((format!("adam.v.{name}"), self.v[k].shallow_clone()));
+        }
+        out
+    }
+
+    fn load_state(&mut self, tensors: &[(String, Tensor)], path: &Path) -> Result<()> {
+        for (k, name) in self.names.iter().enumerate() {
+            for (prefix, target) in [("adam.m.", &mut self.m[k]), ("adam.v.", &mut self.v[k])] {
+                let key = format!("{prefix}{name}");
+                let t = tensors.iter().find(|(n, _)| *n == key).ok_or_else(|| Error::format(path, format!("checkpoint lacks '{key}'")))?;
+                tch::no_grad(|| target.copy_(&t.1));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a checkpoint records beside the tensors.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub epoch: usize,
+    pub adam_step: i64,
+    pub seed: u64,
+    pub best_loss: f64,
+    pub best_epoch: usize,
+    pub backbone: ResNetConfig,
+    pub params: SimclrParams,
+    pub normalization: Normalization,
+}
+
+/// Writes model + optimiser + metadata atomically (safetensors, metadata in a JSON sidecar).
+pub fn save_checkpoint(path: &Path, model: &SimclrModel, adam: &Adam, meta: &CheckpointMeta) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.extend(adam.state());
+    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    crate::io::write_json_atomic(&path.with_extension("json"), meta)?;
+    crate::io::write_safetensors_atomic(path, &refs)
+}
+
+pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
+    let meta_path = path.with_extension("json");
+    let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::format(&meta_path, format!("bad checkpoint metadata: {e}")))
+}
+
+/// Loads model weights (and, when given, the optimiser state) from a checkpoint.
+pub fn load_checkpoint(path: &Path, model: &mut SimclrModel, adam: Option<&mut Adam>) -> Result<()> {
+    let tensors = Tensor::read_safetensors(path).map_err(|e| Error::format(path, format!("not a readable checkpoint: {e}")))?;
+    let mut variables = model.vs.variables();
+    for (name, target) in variables.iter_mut() {
+        let t = tensors.iter().find(|(n, _)| n == name).ok_or_else(|| Error::format(path, format!("checkpoint lacks '{name}' (another architecture?)")))?;
+        if t.1.size() != target.size() {
+            return Err(Error::format(path, format!("'{name}' has shape {:?}, the model expects {:?}", t.1.size(), target.size())));
+        }
+        tch::no_grad(|| target.copy_(&t.1));
+    }
+    if let Some(adam) = adam {
+        adam.load_state(&tensors, path)?;
+    }
+    Ok(())
+}
+
+/// One epoch's shuffled order.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    Rng::derive(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15), "simclr-order").shuffle(&mut order);
+    order
+}
+
+/// Augmented batches of one epoch, computed by a background thread ahead of training.
+pub fn epoch_batches(set: &ImageSet, params: &SimclrParams, seed: u64, epoch: usize) -> std::sync::mpsc::Receiver<(Vec<f32>, Vec<f32>, usize)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(3);
+    let order = epoch_order(set.count, seed, epoch);
+    let set = set.clone();
+    let params = params.clone();
+    std::thread::spawn(move || {
+        // Drop the last incomplete batch, as SimCLR does.
+        for batch in order.chunks_exact(params.batch_size) {
+            let (a, b) = augment::two_view_batch(&set, batch, params.image_size, &params.augment, seed, epoch, params.loader_threads);
+            if tx.send((a, b, batch.len())).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Pooled backbone features of un-augmented images, L2-normalised: (N, D) f32 on the CPU.
+pub fn extract_features(backbone: &ResNet, set: &ImageSet, norm: &Normalization, image_size: usize, device: tch::Device, mut progress: impl FnMut(usize)) -> Tensor {
+    let c = set.channels as i64;
+    let s = image_size as i64;
+    let mut chunks = Vec::new();
+    tch::no_grad(|| {
+        for start in (0..set.count).step_by(256) {
+            let end = (start + 256).min(set.count);
+            let mut buf = Vec::with_capacity((end - start) * (c * s * s) as usize);
+            for i in start..end {
+                buf.extend(augment::plain(set, i, image_size));
+            }
+            let x = norm.apply(&Tensor::from_slice(&buf).view([(end - start) as i64, c, s, s]).to_device(device));
+            let f = backbone.forward_t(&x, false);
+            chunks.push(crate::data::features::l2_normalize(&f).to_device(tch::Device::Cpu));
+            progress(end - start);
+        }
+    });
+    Tensor::cat(&chunks, 0)
+}
+
+/// Weighted kNN accuracy (k neighbours by cosine similarity, votes weighted by exp(sim / 0.1)),
+/// the usual self-supervised monitor. `train`/`test` are L2-normalised (N, D) features.
+pub fn knn_accuracy(train: &Tensor, train_labels: &[i64], test: &Tensor, test_labels: &[i64], k: i64, n_classes: i64) -> f64 {
+    tch::no_grad(|| {
+        let labels = Tensor::from_slice(train_labels);
+        let k = k.min(train.size()[0]);
+        let mut correct = 0i64;
+        for start in (0..test.size()[0]).step_by(512) {
+            let len = (test.size()[0] - start).min(512);
+            let q = test.narrow(0, start, len);
+            let sim = q.matmul(&train.tr());
+            let (top, idx) = sim.topk(k, 1, true, true);
+            let neighbour_labels = labels.index_select(0, &idx.view([-1])).view([len, k]);
+            let weights = (top / 0.1).exp();
+            let votes = Tensor::zeros([len, n_classes], (Kind::Float, tch::Device::Cpu)).scatter_add(1, &neighbour_labels, &weights);
+            let pred = votes.argmax(1, false);
+            let truth = Tensor::from_slice(&test_labels[start as usize..(start + len) as usize]);
+            correct += pred.eq_tensor(&truth).sum(Kind::Int64).int64_value(&[]);
+        }
+        correct as f64 / test.size()[0].max(1) as f64
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nt_xent_prefers_matching_views() {
+        let z = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, -1.0, 0.0]).view([3, 2]);
+        let aligned = nt_xent(&z, &z, 0.5).double_value(&[]);
+        let shuffled = nt_xent(&z, &z.roll([1], [0]), 0.5).double_value(&[]);
+        assert!(aligned < shuffled, "{aligned} vs {shuffled}");
+    }
+
+    #[test]
+    fn knn_finds_the_nearest_class() {
+        let train = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
+        let test = Tensor::from_slice(&[0.9f32, 0.1, 0.1, 0.9]).view([2, 2]);
+        assert_eq!(knn_accuracy(&train, &[0, 1], &test, &[0, 1], 1, 2), 1.0);
+    }
+}

@@ -237,10 +237,19 @@ pub fn step_loss(
     let targets = atoms.targets.to_device(logits.device()).index_select(0, present).to_kind(logits.kind());
     let weights = atoms.weights.to_device(logits.device()).index_select(0, present).to_kind(logits.kind());
     let cost = weighted_cost(logits, &targets, &weights);
-    let a = ot::uniform(logits.size()[0], &cost);
+    let batch = logits.size()[0];
+    let a = ot::uniform(batch, &cost);
+    // Each atom stands for (its mass x B) identical prior samples of the B x B problem.
+    let copies: Vec<f64> = Vec::<f64>::try_from(prior_mass.to_kind(Kind::Double).to_device(tch::Device::Cpu))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mass| (mass * batch as f64).round())
+        .collect();
     let transport = match params.plan_gradient {
-        PlanGradient::Constant => tch::no_grad(|| ot::sinkhorn(&cost.detach(), &a, prior_mass, &params.sinkhorn, warm_g)),
-        PlanGradient::Unrolled => ot::sinkhorn(&cost, &a, prior_mass, &params.sinkhorn, warm_g),
+        PlanGradient::Constant => {
+            tch::no_grad(|| ot::sinkhorn_with_copies(&cost.detach(), &a, prior_mass, Some(&copies), &params.sinkhorn, warm_g))
+        }
+        PlanGradient::Unrolled => ot::sinkhorn_with_copies(&cost, &a, prior_mass, Some(&copies), &params.sinkhorn, warm_g),
     };
     let plan = match (params.loss, batch_clusters) {
         (MatchingLoss::Cgsk, Some((clusters, k))) => cluster_guided_plan(&transport.plan, clusters, k),

@@ -119,6 +119,14 @@ fn bad_inputs_give_clear_errors() {
     let e = run_expect_error(&match_args(tr, te, "cat,dog,car", dir.join("nowords.txt").to_str().unwrap(), o));
     assert!(e.contains("nowords.txt"), "{e}");
 
+    // Asking for a GPU where there is none (or no CUDA libraries) is an error, not a fallback.
+    if !tch::Cuda::is_available() {
+        let mut args = match_args(tr, te, "cat,dog,car", w, o);
+        args.extend(["--device", "cuda"]);
+        let e = run_expect_error(&args);
+        assert!(e.contains("device:") && (e.contains("libtorch_cuda") || e.contains("no CUDA GPU")), "{e}");
+    }
+
     // Nothing was written for the failed runs.
     assert!(!out.join("metrics.json").exists());
     std::fs::remove_dir_all(dir).ok();

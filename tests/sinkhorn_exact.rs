@@ -60,7 +60,7 @@ fn cpu_solver_matches_exact_assignment() {
 
 #[test]
 fn log_domain_solver_matches_exact_assignment() {
-    check_solver("libtorch log domain", 10.0, 0.01, |c, a| ot::sinkhorn_log_domain(c, a, a, &tight(), None));
+    check_solver("libtorch log domain", 10.0, 0.01, |c, a| ot::sinkhorn_log_domain(c, a, a, None, &tight(), None));
 }
 
 // In the unit square epsilon is ~1% of the cost range and the entropic blur is visible
@@ -82,11 +82,45 @@ fn both_solvers_give_the_same_plan_with_uneven_marginals() {
     let b = Tensor::from_slice(&b_raw.iter().map(|x| x / total).collect::<Vec<_>>());
     let p = tight();
     let fast = ot::sinkhorn(&c, &a, &b, &p, None);
-    let reference = ot::sinkhorn_log_domain(&c, &a, &b, &p, None);
+    let reference = ot::sinkhorn_log_domain(&c, &a, &b, None, &p, None);
     let diff = (&fast.plan - &reference.plan).abs().max().double_value(&[]);
     assert!(diff < 1e-8, "plans differ by {diff:e}");
     // A warm start from the solution converges at once to the same plan.
     let warm = ot::sinkhorn(&c, &a, &b, &p, Some(&fast.g));
     assert!(warm.iterations <= 3, "warm start took {} iterations", warm.iterations);
     assert!((&warm.plan - &fast.plan).abs().max().double_value(&[]) < 1e-8);
+}
+
+/// Stage III solves OT against distinct prior atoms with multiplicities instead of B copies.
+/// The merged problem must give the dense problem's plan (each atom's column = the sum of its
+/// copies' columns) and stop after the same number of iterations.
+#[test]
+fn atoms_with_copies_equal_the_dense_problem() {
+    let mut rng = Rng::new(31);
+    let (n, atoms) = (40usize, 6usize);
+    let copies: Vec<usize> = vec![10, 3, 1, 12, 8, 6]; // sums to n
+    let atom_cost: Vec<f64> = (0..n * atoms).map(|_| rng.uniform()).collect();
+    // Dense n x n problem: column c is a copy of atom owner[c].
+    let owner: Vec<usize> = copies.iter().enumerate().flat_map(|(j, &k)| std::iter::repeat_n(j, k)).collect();
+    let dense: Vec<f64> = (0..n).flat_map(|i| owner.iter().map(|&j| atom_cost[i * atoms + j]).collect::<Vec<_>>()).collect();
+    let dense = Tensor::from_slice(&dense).view([n as i64, n as i64]);
+    let merged = Tensor::from_slice(&atom_cost).view([n as i64, atoms as i64]);
+    let a = ot::uniform(n as i64, &dense);
+    let b_atoms = Tensor::from_slice(&copies.iter().map(|&k| k as f64 / n as f64).collect::<Vec<_>>());
+    let weights: Vec<f64> = copies.iter().map(|&k| k as f64).collect();
+    let params = SinkhornParams { epsilon: 0.05, tolerance: 1e-4, max_iters: 5000 };
+    let full = ot::sinkhorn_log_domain(&dense, &a, &a, None, &params, None);
+    let reduced = ot::sinkhorn_log_domain(&merged, &a, &b_atoms, Some(&weights), &params, None);
+    assert!(full.converged && reduced.converged);
+    assert_eq!(full.iterations, reduced.iterations, "the stopping rule must fire at the same iteration");
+    let owner_t = Tensor::from_slice(&owner.iter().map(|&j| j as i64).collect::<Vec<_>>());
+    let summed = Tensor::zeros([n as i64, atoms as i64], (Kind::Double, tch::Device::Cpu)).index_add(1, &owner_t, &full.plan);
+    let diff = (&summed - &reduced.plan).abs().max().double_value(&[]);
+    assert!(diff < 1e-12, "merged plan differs by {diff:e}");
+    // The fast CPU solver on the atoms agrees with the libtorch one, both solved tightly.
+    let tight = SinkhornParams { tolerance: 1e-10, ..params };
+    let fast = ot::sinkhorn_with_copies(&merged, &a, &b_atoms, Some(&weights), &tight, None);
+    let reference = ot::sinkhorn_log_domain(&merged, &a, &b_atoms, Some(&weights), &tight, None);
+    let diff = (&reference.plan - &fast.plan).abs().max().double_value(&[]);
+    assert!(diff < 1e-6, "CPU solver's plan differs by {diff:e}");
 }

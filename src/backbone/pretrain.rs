@@ -29,6 +29,7 @@ pub struct PretrainOptions<'a> {
     pub interrupt_after_steps: Option<usize>,
 }
 
+#[derive(Debug)]
 pub struct PretrainOutcome {
     pub checkpoint: PathBuf,
     pub best: PathBuf,

@@ -155,6 +155,12 @@ pub struct CpuTransport {
     pub converged: bool,
 }
 
+/// The range the scalings u, v may take before they are absorbed into the potentials. The
+/// kernel is f32: keeping u, v within 1e+-30 keeps every product that matters far above f32's
+/// smallest normal number (1e-38), where its relative precision holds.
+const SCALING_MIN: f64 = 1e-30;
+const SCALING_MAX: f64 = 1e30;
+
 /// The kernel and marginals of one scaling phase.
 struct Scaling<'a> {
     /// K transposed: (m, n) row-major, in f32: the loop is bound by reading K, and its entries
@@ -198,7 +204,10 @@ fn scaling_iterations_generic(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch
     let (n, m, kt) = (s.n, s.m, s.kernel);
     let mut sums = vec![0.0; n];
     let mut scaled_u = vec![0.0; n];
+    let (mut last_u, mut last_v) = (u.to_vec(), v.to_vec());
     for used in 1..=budget {
+        last_u.copy_from_slice(u);
+        last_v.copy_from_slice(v);
         // u_i = 1 / sum_j K_ij b_j v_j
         sums.fill(0.0);
         for j in 0..m {
@@ -220,6 +229,9 @@ fn scaling_iterations_generic(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch
             return (true, used);
         }
         if !(ok_u && ok_v) {
+            // Leave the last iterate whose scalings were all in range, to be absorbed.
+            u.copy_from_slice(&last_u);
+            v.copy_from_slice(&last_v);
             return (false, used);
         }
     }
@@ -227,7 +239,7 @@ fn scaling_iterations_generic(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch
 }
 
 /// x_i <- 1 / sums_i. Returns the summed bound on |ln(x_new / x_old)| and whether every new
-/// value stays inside [1e-100, 1e100] (finite). Eight lanes, so the divisions vectorise.
+/// value stays inside [SCALING_MIN, SCALING_MAX] (finite). Eight lanes, so the divisions vectorise.
 #[inline(always)]
 fn reciprocal_update(sums: &[f64], x: &mut [f64], weights: Option<&[f64]>) -> (f64, bool) {
     if let Some(w) = weights {
@@ -237,7 +249,7 @@ fn reciprocal_update(sums: &[f64], x: &mut [f64], weights: Option<&[f64]>) -> (f
         for ((xk, sk), wk) in x.iter_mut().zip(sums).zip(w) {
             let next = 1.0 / sk;
             total += wk * log_ratio_bound(next, *xk);
-            ok &= (1e-100..=1e100).contains(&next);
+            ok &= (SCALING_MIN..=SCALING_MAX).contains(&next);
             *xk = next;
         }
         return (total, ok && total.is_finite());
@@ -265,7 +277,7 @@ fn reciprocal_update(sums: &[f64], x: &mut [f64], weights: Option<&[f64]>) -> (f
         *xk = next;
     }
     // NaN fails both comparisons below.
-    (total, min >= 1e-100 && max <= 1e100 && total.is_finite())
+    (total, min >= SCALING_MIN && max <= SCALING_MAX && total.is_finite())
 }
 
 /// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes
@@ -305,7 +317,7 @@ fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
 /// potentials f, g are kept in the log domain and a kernel K_ij = exp((f_i + g_j - C_ij)/eps)
 /// is built from them, after which each iteration is two matrix-vector products on scalings
 /// u, v (R = diag(a u) K diag(b v)) instead of two log-sum-exp passes. When u or v leave
-/// [1e-100, 1e100] they are absorbed into f, g and the kernel is rebuilt, so nothing
+/// [1e-30, 1e30] they are absorbed into f, g and the kernel is rebuilt, so nothing
 /// overflows at epsilon = 0.01. Each absorption starts with one exact log-domain update of f
 /// and g, which also makes every kernel row and column non-zero.
 ///
@@ -346,7 +358,10 @@ pub fn sinkhorn_cpu(cost: &[f64], n: usize, m: usize, a: &[f64], b: &[f64], copi
         }
         for i in 0..n {
             for j in 0..m {
-                kernel[j * n + i] = ((f[i] + g[j] - cost[i * m + j]) / eps).exp() as f32;
+                let k = ((f[i] + g[j] - cost[i * m + j]) / eps).exp() as f32;
+                // Subnormal f32 values carry almost no precision and make every operation on
+                // them many times slower: flush them to zero.
+                kernel[j * n + i] = if k < f32::MIN_POSITIVE { 0.0 } else { k };
             }
         }
         u.fill(1.0);

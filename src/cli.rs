@@ -46,6 +46,20 @@ pub enum Command {
     Pretrain(PretrainArgs),
     /// Stage I output: L2-normalised backbone features of un-augmented train and test images.
     Features(FeaturesArgs),
+    /// kNN accuracy (k = 200, cosine) of labelled test features against labelled train features.
+    Knn(KnnArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct KnnArgs {
+    /// Train features with labels (.safetensors).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Test features with labels (.safetensors).
+    #[arg(long)]
+    pub test: PathBuf,
+    #[arg(long, default_value_t = 200)]
+    pub k: i64,
 }
 
 #[derive(Args, Debug)]
@@ -300,9 +314,12 @@ pub struct AblateArgs {
 
 #[derive(Args, Debug)]
 pub struct PixelFeatureArgs {
-    /// A folder in the MNIST layout ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]).
+    /// Dataset format.
+    #[arg(long, value_enum, default_value = "idx")]
+    pub format: DatasetFormat,
+    /// Dataset folder (or .npz file).
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
-    pub dataset_dir: PathBuf,
+    pub data: PathBuf,
     /// Number of principal components (0: all pixels, centred).
     #[arg(long, default_value_t = 50)]
     pub pca: usize,
@@ -320,6 +337,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::PixelFeatures(args) => cmd_pixel_features(args, quiet),
         Command::Pretrain(args) => cmd_pretrain(args, quiet),
         Command::Features(args) => cmd_features(args, quiet),
+        Command::Knn(args) => cmd_knn(args),
     }
 }
 
@@ -647,14 +665,13 @@ fn cmd_ablate(args: AblateArgs, quiet: bool) -> Result<()> {
 }
 
 fn cmd_pixel_features(args: PixelFeatureArgs, quiet: bool) -> Result<()> {
-    use crate::data::mnist::read_split;
     use crate::pixel_features::{pca_features, pixels};
-    let train = read_split(&args.dataset_dir, "train")?;
-    let test = read_split(&args.dataset_dir, "t10k")?;
-    status("Read", &format!("{} train and {} test images from {}", train.count, test.count, args.dataset_dir.display()), quiet);
+    let train = read_dataset(&args.format, &args.data, Split::Train, None)?;
+    let test = read_dataset(&args.format, &args.data, Split::Test, None)?;
+    status("Read", &format!("{} train and {} test images from {}", train.count, test.count, args.data.display()), quiet);
     let (ftrain, ftest) = pca_features(&pixels(&train), &pixels(&test), args.pca)?;
-    features::save_features(&args.out.join("train.safetensors"), &ftrain, Some(&train.labels))?;
-    features::save_features(&args.out.join("test.safetensors"), &ftest, Some(&test.labels))?;
+    features::save_features(&args.out.join("train.safetensors"), &ftrain, train.labels.as_deref())?;
+    features::save_features(&args.out.join("test.safetensors"), &ftest, test.labels.as_deref())?;
     status("Wrote", &format!("{} (PCA {}, L2-normalised)", args.out.display(), args.pca), quiet);
     Ok(())
 }
@@ -716,5 +733,23 @@ fn cmd_features(args: FeaturesArgs, quiet: bool) -> Result<()> {
         features::save_features(&path, &features, set.labels.as_deref().filter(|l| l.iter().all(|&x| x >= 0)))?;
         status("Wrote", &format!("{} ({} x {})", path.display(), features.size()[0], features.size()[1]), quiet);
     }
+    Ok(())
+}
+
+fn cmd_knn(args: KnnArgs) -> Result<()> {
+    let train = features::load_features(&args.train, None)?;
+    let test = features::load_features(&args.test, None)?;
+    let (Some(train_labels), Some(test_labels)) = (&train.labels, &test.labels) else {
+        bail!("kNN accuracy needs labels in both {} and {}", args.train.display(), args.test.display());
+    };
+    if train.features.size()[1] != test.features.size()[1] {
+        bail!("{}: {} features per row, but {} has {}", args.test.display(), test.features.size()[1], args.train.display(), train.features.size()[1]);
+    }
+    if args.k < 1 {
+        return Err(Error::invalid("k", args.k, "at least 1").into());
+    }
+    let classes = train_labels.iter().chain(test_labels).max().map_or(1, |m| m + 1);
+    let accuracy = simclr::knn_accuracy(&l2_normalize(&train.features), train_labels, &l2_normalize(&test.features), test_labels, args.k, classes);
+    println!("kNN accuracy (k = {}, cosine): {:.2}%", args.k, 100.0 * accuracy);
     Ok(())
 }

@@ -1,13 +1,13 @@
 //! Stand-in features until stage I (SimCLR) is available: raw pixels, centred and projected on
 //! their top principal components (fitted on the training split only), then L2-normalised.
 use crate::data::features::l2_normalize;
-use crate::data::mnist::GreyImages;
+use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
 use tch::{Kind, Tensor};
 
-/// (N, rows*cols) f32 in [0, 1].
-pub fn pixels(split: &GreyImages) -> Tensor {
-    Tensor::from_slice(&split.images).view([split.count as i64, (split.rows * split.cols) as i64]).to_kind(Kind::Float) / 255.0
+/// (N, H*W*C) f32 in [0, 1].
+pub fn pixels(set: &ImageSet) -> Tensor {
+    Tensor::from_slice(&set.pixels).view([set.count as i64, (set.height * set.width * set.channels) as i64]).to_kind(Kind::Float) / 255.0
 }
 
 /// PCA fitted on `train` (the top `dim` eigenvectors of its covariance), applied to both splits.

@@ -68,12 +68,14 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
     };
     if opts.resume && ckpt.exists() {
         let saved = simclr::read_meta(&ckpt)?;
-        if saved.backbone != *config || saved.params != *params || saved.seed != opts.seed {
+        // The epoch budget may grow between runs; everything else must match.
+        let same_params = SimclrParams { epochs: params.epochs, ..saved.params.clone() } == *params;
+        if saved.backbone != *config || !same_params || saved.seed != opts.seed {
             return Err(Error::format(&ckpt, "was written with another backbone, parameters or seed; remove it or drop --resume"));
         }
         simclr::load_checkpoint(&ckpt, &mut model, Some(&mut adam))?;
         adam.step = saved.adam_step;
-        meta = saved;
+        meta = CheckpointMeta { params: params.clone(), ..saved };
         progress::status("Resuming", &format!("{} after epoch {}", ckpt.display(), meta.epoch), opts.quiet);
     }
     let mut log = JsonLines::append(&opts.out.join("pretrain_log.jsonl"))?;

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod experiment;
 pub mod io;
 pub mod matching;
+pub mod naming;
 pub mod ot;
 pub mod pixel_features;
 pub mod prior;

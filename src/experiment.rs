@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::eval::{self, ClassificationReport, MeanStd};
 use crate::io::JsonLines;
 use crate::matching::{self, ClassifierInit, Classifier, Matching, MatchingLoss, MatchingParams};
+use crate::naming::{self, Naming, NamingParams};
 use crate::prior::sampler::PriorAtoms;
 use crate::progress;
 use crate::rng::Rng;
@@ -21,12 +22,16 @@ pub struct Inputs<'a> {
     pub test: &'a Tensor,
     pub atoms: &'a PriorAtoms,
     pub n_classes: usize,
+    /// The prior's class similarity and proportions, for naming clusters by geometry.
+    pub class_similarity: &'a [Vec<f64>],
+    pub alpha: &'a [f64],
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PipelineParams {
     pub clustering: ClusteringParams,
     pub matching: MatchingParams,
+    pub naming: NamingParams,
 }
 
 /// What one seed produced.
@@ -38,6 +43,10 @@ pub struct SeedRun {
     pub test_predictions: Vec<i64>,
     /// Nearest-centroid cluster of each test sample.
     pub test_clusters: Vec<i64>,
+    /// The clusters named by geometry (beyond the paper), and the test predictions of that
+    /// naming alone (nearest centroid, then its cluster's name).
+    pub naming: Naming,
+    pub naming_predictions: Vec<i64>,
     pub cluster_seconds: f64,
     pub match_seconds: f64,
 }
@@ -105,12 +114,35 @@ pub fn run_seed(inputs: &Inputs, params: &PipelineParams, seed: u64, log: &mut J
     let t0 = std::time::Instant::now();
     let clustering = run_clustering(inputs, &params.clustering, seed, log, quiet)?;
     let cluster_seconds = t0.elapsed().as_secs_f64();
+    let naming = name_clusters(&clustering, inputs, &params.naming, seed)?;
     let t1 = std::time::Instant::now();
-    let matching = run_matching(inputs.train, Some(&clustering), inputs, &params.matching, seed, "main", log, quiet)?;
+    let matching = if params.naming.init_stage_three {
+        // Row k of the classifier starts at the centroid of the cluster named k.
+        let mut cluster_of_class = vec![0i64; naming.class_of.len()];
+        for (cluster, &class) in naming.class_of.iter().enumerate() {
+            cluster_of_class[class] = cluster as i64;
+        }
+        let named = Clustering {
+            centroids: clustering.centroids.index_select(0, &Tensor::from_slice(&cluster_of_class).to_device(clustering.centroids.device())),
+            assignments: clustering.assignments.clone(),
+            curve: vec![],
+        };
+        run_matching(inputs.train, Some(&named), inputs, &params.matching, seed, "named", log, quiet)?
+    } else {
+        run_matching(inputs.train, Some(&clustering), inputs, &params.matching, seed, "main", log, quiet)?
+    };
     let match_seconds = t1.elapsed().as_secs_f64();
     let test_predictions = matching.classifier.predict(&inputs.test.to_device(tch::Device::Cpu));
     let test_clusters = clustering.predict(inputs.test);
-    Ok(SeedRun { seed, clustering, matching, test_predictions, test_clusters, cluster_seconds, match_seconds })
+    let naming_predictions = test_clusters.iter().map(|&k| naming.class_of[k as usize] as i64).collect();
+    Ok(SeedRun { seed, clustering, matching, test_predictions, test_clusters, naming, naming_predictions, cluster_seconds, match_seconds })
+}
+
+/// Names the clusters of a seed by matching centroid geometry to class-name geometry.
+pub fn name_clusters(clustering: &Clustering, inputs: &Inputs, params: &NamingParams, seed: u64) -> Result<Naming> {
+    let centroids = Vec::<Vec<f64>>::try_from(clustering.centroids.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double))?;
+    let (_, solution) = naming::name_clusters(&centroids, &clustering.cluster_sizes(), inputs.class_similarity, inputs.alpha, params, seed);
+    Ok(solution)
 }
 
 /// Per-seed metrics against the test labels.
@@ -130,6 +162,10 @@ pub struct SeedMetrics {
     pub classifier_ari: f64,
     /// Accuracy of the classifier at initialisation (before stage III).
     pub initial_accuracy: f64,
+    /// Accuracy of the geometric naming alone (nearest centroid -> its cluster's name).
+    pub naming_accuracy: f64,
+    /// Score gap between the best and the second-best naming (exact solver).
+    pub naming_gap: Option<f64>,
     pub best_step: usize,
     pub best_window_loss: f64,
     pub cluster_seconds: f64,
@@ -159,6 +195,8 @@ pub fn evaluate(run: &SeedRun, test: &Tensor, labels: &[i64], n_classes: usize) 
         classifier_nmi: eval::nmi(&run.test_predictions, labels, n_classes, n_classes),
         classifier_ari: eval::ari(&run.test_predictions, labels, n_classes, n_classes),
         initial_accuracy: eval::classification_report(&initial_pred, labels, n_classes).accuracy,
+        naming_accuracy: eval::classification_report(&run.naming_predictions, labels, n_classes).accuracy,
+        naming_gap: run.naming.second_score.map(|s| run.naming.score - s),
         best_step: run.matching.best_step,
         best_window_loss: run.matching.best_window_loss,
         cluster_seconds: run.cluster_seconds,
@@ -177,6 +215,7 @@ pub struct Summary {
     pub cluster_nmi: MeanStd,
     pub cluster_ari: MeanStd,
     pub initial_accuracy: MeanStd,
+    pub naming_accuracy: MeanStd,
     /// Seeds whose classifier predicts every class at least once.
     pub seeds_without_collapse: usize,
 }
@@ -191,6 +230,7 @@ pub fn summarize(seeds: &[SeedMetrics], n_classes: usize) -> Summary {
         cluster_nmi: pick(|s| s.cluster_nmi),
         cluster_ari: pick(|s| s.cluster_ari),
         initial_accuracy: pick(|s| s.initial_accuracy),
+        naming_accuracy: pick(|s| s.naming_accuracy),
         seeds_without_collapse: seeds.iter().filter(|s| s.report.predicted_classes == n_classes).count(),
     }
 }

@@ -322,3 +322,42 @@ mod tests {
         assert!(hits * 10 >= trials * 8, "{hits}/{trials}");
     }
 }
+
+/// Settings of the naming step.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct NamingParams {
+    /// Initialise stage III's classifier with the centroids placed at their named classes
+    /// (instead of the arbitrary cluster order of the paper).
+    pub init_stage_three: bool,
+    /// Weight of the cluster-size term (0: geometry only).
+    pub size_weight: f64,
+    /// Largest c solved exactly; above it, restarted local search.
+    pub exact_limit: usize,
+}
+
+impl Default for NamingParams {
+    fn default() -> Self {
+        NamingParams { init_stage_three: false, size_weight: 0.0, exact_limit: 10 }
+    }
+}
+
+/// Names the k = c clusters: A from the centroids' cosine similarities, B the prior's class
+/// similarity, sizes from the assignments.
+pub fn name_clusters(
+    centroids: &[Vec<f64>],
+    cluster_sizes: &[usize],
+    class_similarity: &[Vec<f64>],
+    alpha: &[f64],
+    params: &NamingParams,
+    seed: u64,
+) -> (NamingProblem, Naming) {
+    let total = cluster_sizes.iter().sum::<usize>().max(1) as f64;
+    let proportions: Vec<f64> = cluster_sizes.iter().map(|&s| s as f64 / total).collect();
+    let problem = NamingProblem {
+        cluster_similarity: standardize(&cosine_matrix(centroids)),
+        class_similarity: standardize(class_similarity),
+        sizes: (params.size_weight > 0.0).then(|| (proportions, alpha.to_vec(), params.size_weight)),
+    };
+    let solution = solve(&problem, params.exact_limit, seed);
+    (problem, solution)
+}

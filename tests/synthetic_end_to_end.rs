@@ -50,7 +50,7 @@ fn params() -> PipelineParams {
     let mut clustering = ClusteringParams::default_for(C);
     clustering.steps = 300;
     let matching = MatchingParams { steps: 3000, ..MatchingParams::default() };
-    PipelineParams { clustering, matching }
+    PipelineParams { clustering, matching, naming: Default::default() }
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn synthetic_clusters_end_to_end() {
     let names: Vec<String> = (0..C).map(|k| format!("class {k}")).collect();
     let prior = ordinal_prior(&names, PriorParams::default()).unwrap();
     let atoms = PriorAtoms::new(&prior);
-    let inputs = Inputs { train: &train, test: &test, atoms: &atoms, n_classes: C };
+    let inputs = Inputs { train: &train, test: &test, atoms: &atoms, n_classes: C, class_similarity: &prior.similarity, alpha: &prior.alpha };
     let dir = std::env::temp_dir().join(format!("zl-synthetic-{}", std::process::id()));
     let mut log = JsonLines::create(&dir.join("log.jsonl")).unwrap();
     let params = params();

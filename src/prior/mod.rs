@@ -76,6 +76,9 @@ pub struct LabelPrior {
     pub weights: Vec<Vec<f64>>,
     /// alpha_i, summing to 1 (eq. 1 when uniform).
     pub alpha: Vec<f64>,
+    /// Class-to-class similarity the ranks came from: cosine of the name embeddings (nominal)
+    /// or -|i - j| (ordinal). Used to name clusters by geometry.
+    pub similarity: Vec<Vec<f64>>,
     pub params: PriorParams,
 }
 
@@ -134,7 +137,7 @@ pub fn rank_weights(c: usize, floor: f64) -> Vec<f64> {
 
 impl LabelPrior {
     /// Builds t^ and w from rank vectors (`ranks[i]` a permutation of 0..c starting with i).
-    pub fn from_ranks(class_names: Vec<String>, ranks: Vec<Vec<usize>>, params: PriorParams) -> Result<Self> {
+    pub fn from_ranks(class_names: Vec<String>, ranks: Vec<Vec<usize>>, similarity: Vec<Vec<f64>>, params: PriorParams) -> Result<Self> {
         let c = class_names.len();
         if c < 2 {
             return Err(Error::ClassCount { what: "class names".into(), expected: "at least 2 are needed".into(), got: c });
@@ -159,7 +162,7 @@ impl LabelPrior {
                 a.iter().map(|x| x / total).collect()
             }
         };
-        Ok(LabelPrior { class_names, ranks, targets, weights, alpha, params })
+        Ok(LabelPrior { class_names, ranks, targets, weights, alpha, similarity, params })
     }
 
     pub fn n_classes(&self) -> usize {

@@ -35,6 +35,7 @@ pub fn ranks_from_similarity(similarity: &[Vec<f64>]) -> Vec<Vec<usize>> {
 pub fn nominal_prior(class_names: &[String], source: &WordVectorSource, params: PriorParams) -> Result<LabelPrior> {
     let vectors = WordVectors::load_for_classes(source, class_names)?;
     let embeddings = class_names.iter().map(|n| vectors.embed_class(n)).collect::<Result<Vec<_>>>()?;
-    let ranks = ranks_from_similarity(&cosine_similarities(&embeddings));
-    LabelPrior::from_ranks(class_names.to_vec(), ranks, params)
+    let similarity = cosine_similarities(&embeddings);
+    let ranks = ranks_from_similarity(&similarity);
+    LabelPrior::from_ranks(class_names.to_vec(), ranks, similarity, params)
 }

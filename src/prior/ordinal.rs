@@ -15,7 +15,9 @@ pub fn ordinal_ranks(c: usize) -> Vec<Vec<usize>> {
 
 /// The ordinal prior: classes given in their natural order.
 pub fn ordinal_prior(class_names: &[String], params: PriorParams) -> Result<LabelPrior> {
-    LabelPrior::from_ranks(class_names.to_vec(), ordinal_ranks(class_names.len()), params)
+    let c = class_names.len();
+    let similarity = (0..c).map(|i| (0..c).map(|j| -(i.abs_diff(j) as f64)).collect()).collect();
+    LabelPrior::from_ranks(class_names.to_vec(), ordinal_ranks(c), similarity, params)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! vectors falls below `tolerance` (in cost units), or `max_iters` is reached.
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tch::{Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,6 +181,9 @@ struct Scaling<'a> {
 /// Dispatches to a copy compiled for AVX2 where the processor has it (the two matrix-vector
 /// products are the hot loop of stage III).
 fn scaling_iterations(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
+    if SOLVER_THREADS.load(Ordering::Relaxed) >= 2 && s.n >= 128 {
+        return scaling_iterations_two_threads(s, u, v, eps, tolerance, budget);
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -278,6 +282,157 @@ fn reciprocal_update(sums: &[f64], x: &mut [f64], weights: Option<&[f64]>) -> (f
     }
     // NaN fails both comparisons below.
     (total, min >= SCALING_MIN && max <= SCALING_MAX && total.is_finite())
+}
+
+static SOLVER_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Threads for the CPU solver's scaling iterations: 1 (default) or 2. With 2, the rows are
+/// split between two threads that meet at two spin barriers per iteration: about 1.6x faster
+/// on an otherwise idle 2-core machine, but spinning threads slow everything down when the
+/// cores are shared, so it is opt-in (`--sinkhorn-threads 2`). Results are deterministic for a
+/// given thread count (partial sums are combined in a fixed order), and differ from the
+/// one-thread results only in rounding.
+pub fn set_solver_threads(threads: usize) {
+    SOLVER_THREADS.store(threads.clamp(1, 2), Ordering::Relaxed);
+}
+
+/// One thread's share of an iteration: rows `lo..hi` of u from `v`, then the partial column
+/// sums sum_{i in lo..hi} K_ij a_i u_i into `part`. Returns (change bound, all in range).
+#[inline(always)]
+fn half_iteration(s: &Scaling, lo: usize, hi: usize, v: &[f64], u_half: &mut [f64], part: &mut [f64], sums: &mut [f64], scaled: &mut [f64]) -> (f64, bool) {
+    let (n, m, kt) = (s.n, s.m, s.kernel);
+    sums.fill(0.0);
+    for j in 0..m {
+        let c = s.b[j] * v[j];
+        for (acc, k) in sums.iter_mut().zip(&kt[j * n + lo..j * n + hi]) {
+            *acc += *k as f64 * c;
+        }
+    }
+    let (change, ok) = reciprocal_update(sums, u_half, None);
+    for (k, i) in (lo..hi).enumerate() {
+        scaled[k] = s.a[i] * u_half[k];
+    }
+    for j in 0..m {
+        part[j] = dot(&kt[j * n + lo..j * n + hi], scaled);
+    }
+    (change, ok)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn half_iteration_avx2(s: &Scaling, lo: usize, hi: usize, v: &[f64], u_half: &mut [f64], part: &mut [f64], sums: &mut [f64], scaled: &mut [f64]) -> (f64, bool) {
+    half_iteration(s, lo, hi, v, u_half, part, sums, scaled)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn half_iteration_dispatch(s: &Scaling, lo: usize, hi: usize, v: &[f64], u_half: &mut [f64], part: &mut [f64], sums: &mut [f64], scaled: &mut [f64]) -> (f64, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected on this processor.
+            return unsafe { half_iteration_avx2(s, lo, hi, v, u_half, part, sums, scaled) };
+        }
+    }
+    half_iteration(s, lo, hi, v, u_half, part, sums, scaled)
+}
+
+/// Waits until `flag` reaches `target`: spins briefly, then yields the core.
+fn wait_for(flag: &AtomicUsize, target: usize) {
+    let mut spins = 0u32;
+    while flag.load(Ordering::Acquire) < target {
+        spins += 1;
+        if spins < 20_000 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// `scaling_iterations` with the rows split between the calling thread and one helper.
+fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
+    let (n, m) = (s.n, s.m);
+    let mid = n / 2;
+    let (u_main, u_help) = u.split_at_mut(mid);
+    // Shared between the threads: v (f64 bits), the helper's partial sums and results, and
+    // two counters (helper done with iteration t; main published v and the decision for t).
+    let shared_v: Vec<AtomicU64> = v.iter().map(|x| AtomicU64::new(x.to_bits())).collect();
+    let helper_part: Vec<AtomicU64> = (0..m).map(|_| AtomicU64::new(0)).collect();
+    let helper_change = AtomicU64::new(0);
+    let helper_ok = AtomicUsize::new(1);
+    let helper_done = AtomicUsize::new(0);
+    let main_done = AtomicUsize::new(0);
+    // Decision for the helper after each iteration: 0 continue, 1 stop, 2 stop and roll back.
+    let decision = AtomicUsize::new(0);
+    let mut result = (false, budget);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let len = n - mid;
+            let (mut sums, mut scaled, mut part) = (vec![0.0; len], vec![0.0; len], vec![0.0; m]);
+            let mut last = u_help.to_vec();
+            let mut local_v = vec![0.0; m];
+            for t in 1..=budget {
+                for (lv, sv) in local_v.iter_mut().zip(&shared_v) {
+                    *lv = f64::from_bits(sv.load(Ordering::Relaxed));
+                }
+                last.copy_from_slice(u_help);
+                let (change, ok) = half_iteration_dispatch(s, mid, n, &local_v, u_help, &mut part, &mut sums, &mut scaled);
+                for (hp, p) in helper_part.iter().zip(&part) {
+                    hp.store(p.to_bits(), Ordering::Relaxed);
+                }
+                helper_change.store(change.to_bits(), Ordering::Relaxed);
+                helper_ok.store(ok as usize, Ordering::Relaxed);
+                helper_done.store(t, Ordering::Release);
+                wait_for(&main_done, t);
+                match decision.load(Ordering::Acquire) {
+                    0 => {}
+                    1 => return,
+                    _ => {
+                        u_help.copy_from_slice(&last);
+                        return;
+                    }
+                }
+            }
+        });
+        let (mut sums, mut scaled, mut part) = (vec![0.0; mid], vec![0.0; mid], vec![0.0; m]);
+        let mut last_u = u_main.to_vec();
+        let mut last_v = v.to_vec();
+        let mut column = vec![0.0; m];
+        for t in 1..=budget {
+            last_u.copy_from_slice(u_main);
+            last_v.copy_from_slice(v);
+            let (change_main, ok_main) = half_iteration_dispatch(s, 0, mid, v, u_main, &mut part, &mut sums, &mut scaled);
+            wait_for(&helper_done, t);
+            for j in 0..m {
+                column[j] = part[j] + f64::from_bits(helper_part[j].load(Ordering::Relaxed));
+            }
+            let change_u = change_main + f64::from_bits(helper_change.load(Ordering::Relaxed));
+            let ok_u = ok_main && helper_ok.load(Ordering::Relaxed) == 1;
+            let (change_v, ok_v) = reciprocal_update(&column, v, Some(s.copies));
+            let (stop, outcome) = if eps * (change_u + change_v) < tolerance {
+                (1, Some((true, t)))
+            } else if !(ok_u && ok_v) {
+                u_main.copy_from_slice(&last_u);
+                v.copy_from_slice(&last_v);
+                (2, Some((false, t)))
+            } else if t == budget {
+                (1, Some((false, t)))
+            } else {
+                (0, None)
+            };
+            for (sv, x) in shared_v.iter().zip(v.iter()) {
+                sv.store(x.to_bits(), Ordering::Relaxed);
+            }
+            decision.store(stop, Ordering::Relaxed);
+            main_done.store(t, Ordering::Release);
+            if let Some(r) = outcome {
+                result = r;
+                break;
+            }
+        }
+    });
+    result
 }
 
 /// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes

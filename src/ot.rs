@@ -156,18 +156,15 @@ pub struct CpuTransport {
     pub converged: bool,
 }
 
-/// The range the scalings u, v may take before they are absorbed into the potentials. The
-/// kernel is f32: keeping u, v within 1e+-30 keeps every product that matters far above f32's
-/// smallest normal number (1e-38), where its relative precision holds.
-const SCALING_MIN: f64 = 1e-30;
-const SCALING_MAX: f64 = 1e30;
+/// The range the scalings u, v may take before they are absorbed into the potentials (f64
+/// kernel: far from overflow and from the subnormal numbers).
+const SCALING_MIN: f64 = 1e-100;
+const SCALING_MAX: f64 = 1e100;
 
 /// The kernel and marginals of one scaling phase.
 struct Scaling<'a> {
-    /// K transposed: (m, n) row-major, in f32: the loop is bound by reading K, and its entries
-    /// lie in (0, 1] after absorption, where f32's relative precision (6e-8) is ample; sums
-    /// are accumulated in f64.
-    kernel: &'a [f32],
+    /// K transposed: (m, n) row-major.
+    kernel: &'a [f64],
     /// How many columns of the larger problem each column stands for (stopping rule only).
     copies: &'a [f64],
     a: &'a [f64],
@@ -217,7 +214,7 @@ fn scaling_iterations_generic(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch
         for j in 0..m {
             let c = s.b[j] * v[j];
             for (acc, k) in sums.iter_mut().zip(&kt[j * n..(j + 1) * n]) {
-                *acc += *k as f64 * c;
+                *acc += k * c;
             }
         }
         let (change_u, ok_u) = reciprocal_update(&sums, u, None);
@@ -438,16 +435,16 @@ fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps
 /// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes
 /// (a single running sum must be evaluated in order).
 #[inline(always)]
-fn dot(x: &[f32], y: &[f64]) -> f64 {
+fn dot(x: &[f64], y: &[f64]) -> f64 {
     let mut acc = [0.0f64; 8];
     let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
     let (xr, yr) = (xc.remainder(), yc.remainder());
     for (a, b) in xc.zip(yc) {
         for k in 0..8 {
-            acc[k] += a[k] as f64 * b[k];
+            acc[k] += a[k] * b[k];
         }
     }
-    let tail: f64 = xr.iter().zip(yr).map(|(a, b)| *a as f64 * b).sum();
+    let tail: f64 = xr.iter().zip(yr).map(|(a, b)| a * b).sum();
     acc.iter().sum::<f64>() + tail
 }
 
@@ -472,7 +469,7 @@ fn log_sum_exp(values: impl Iterator<Item = f64> + Clone) -> f64 {
 /// potentials f, g are kept in the log domain and a kernel K_ij = exp((f_i + g_j - C_ij)/eps)
 /// is built from them, after which each iteration is two matrix-vector products on scalings
 /// u, v (R = diag(a u) K diag(b v)) instead of two log-sum-exp passes. When u or v leave
-/// [1e-30, 1e30] they are absorbed into f, g and the kernel is rebuilt, so nothing
+/// [1e-100, 1e100] they are absorbed into f, g and the kernel is rebuilt, so nothing
 /// overflows at epsilon = 0.01. Each absorption starts with one exact log-domain update of f
 /// and g, which also makes every kernel row and column non-zero.
 ///
@@ -487,7 +484,7 @@ pub fn sinkhorn_cpu(cost: &[f64], n: usize, m: usize, a: &[f64], b: &[f64], copi
     let log_b: Vec<f64> = b.iter().map(|x| x.ln()).collect();
     let mut f = vec![0.0; n];
     let mut g = warm_g.map_or_else(|| vec![0.0; m], <[f64]>::to_vec);
-    let mut kernel = vec![0f32; n * m];
+    let mut kernel = vec![0.0f64; n * m];
     let (mut u, mut v) = (vec![1.0; n], vec![1.0; m]);
     let mut scratch = vec![0.0; m];
     let mut iterations = 0;
@@ -513,10 +510,7 @@ pub fn sinkhorn_cpu(cost: &[f64], n: usize, m: usize, a: &[f64], b: &[f64], copi
         }
         for i in 0..n {
             for j in 0..m {
-                let k = ((f[i] + g[j] - cost[i * m + j]) / eps).exp() as f32;
-                // Subnormal f32 values carry almost no precision and make every operation on
-                // them many times slower: flush them to zero.
-                kernel[j * n + i] = if k < f32::MIN_POSITIVE { 0.0 } else { k };
+                kernel[j * n + i] = ((f[i] + g[j] - cost[i * m + j]) / eps).exp();
             }
         }
         u.fill(1.0);

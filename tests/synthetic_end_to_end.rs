@@ -48,7 +48,7 @@ fn data() -> (Tensor, Vec<i64>, Tensor, Vec<i64>) {
 
 fn params() -> PipelineParams {
     let mut clustering = ClusteringParams::default_for(C);
-    clustering.steps = 300;
+    clustering.steps = 1000;
     let matching = MatchingParams { steps: 3000, ..MatchingParams::default() };
     PipelineParams { clustering, matching, naming: Default::default() }
 }

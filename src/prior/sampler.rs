@@ -7,7 +7,7 @@
 //! for each copy, so nothing changes but the cost.
 use super::LabelPrior;
 use crate::rng::Rng;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// The distinct prior vectors with their weight vectors and probabilities.
 #[derive(Debug)]
@@ -108,22 +108,6 @@ impl PriorSampler {
         }
         counts
     }
-
-    /// `batch_size` prior samples as a dense (B, c) tensor (for the plain, unstructured path).
-    pub fn sample_dense(&mut self, atoms: &PriorAtoms, batch_size: usize) -> (Tensor, Tensor) {
-        let counts = self.sample_counts(batch_size);
-        let index: Vec<i64> =
-            counts.iter().enumerate().flat_map(|(a, &n)| std::iter::repeat_n(a as i64, n as usize)).collect();
-        let index = Tensor::from_slice(&index);
-        (atoms.targets.index_select(0, &index), atoms.weights.index_select(0, &index))
-    }
-}
-
-/// Mean of the atoms' target vectors under their probabilities: E_P[S_P], (c) f64.
-pub fn prior_mean(atoms: &PriorAtoms) -> Vec<f64> {
-    let p = Tensor::from_slice(&atoms.probability).to_kind(Kind::Float);
-    let mean = p.unsqueeze(0).matmul(&atoms.targets).squeeze_dim(0);
-    Vec::<f64>::try_from(mean.to_kind(Kind::Double)).unwrap_or_default()
 }
 
 #[cfg(test)]

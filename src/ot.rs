@@ -202,29 +202,15 @@ fn scaling_iterations_generic(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch
     // The kernel is stored transposed (m rows of length n): the u update is then m contiguous
     // axpy's into an n-vector and the v update m long dot products, both free of short
     // horizontal reductions, and the reciprocals run as vector loops.
-    let (n, m, kt) = (s.n, s.m, s.kernel);
-    let mut sums = vec![0.0; n];
-    let mut scaled_u = vec![0.0; n];
+    let (n, m) = (s.n, s.m);
+    let (mut sums, mut scaled_u) = (vec![0.0; n], vec![0.0; n]);
     let (mut last_u, mut last_v) = (u.to_vec(), v.to_vec());
     for used in 1..=budget {
         last_u.copy_from_slice(u);
         last_v.copy_from_slice(v);
-        // u_i = 1 / sum_j K_ij b_j v_j
-        sums.fill(0.0);
-        for j in 0..m {
-            let c = s.b[j] * v[j];
-            for (acc, k) in sums.iter_mut().zip(&kt[j * n..(j + 1) * n]) {
-                *acc += k * c;
-            }
-        }
-        let (change_u, ok_u) = reciprocal_update(&sums, u, None);
+        // u_i = 1 / sum_j K_ij b_j v_j, then the column sums sum_i K_ij a_i u_i, over all rows.
+        let (change_u, ok_u) = half_iteration(s, 0, n, v, u, &mut scratch[..m], &mut sums, &mut scaled_u);
         // v_j = 1 / sum_i K_ij a_i u_i
-        for i in 0..n {
-            scaled_u[i] = s.a[i] * u[i];
-        }
-        for j in 0..m {
-            scratch[j] = dot(&kt[j * n..(j + 1) * n], &scaled_u);
-        }
         let (change_v, ok_v) = reciprocal_update(&scratch[..m], v, Some(s.copies));
         if eps * (change_u + change_v) < tolerance {
             return (true, used);

@@ -9,11 +9,17 @@ fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-/// Writes `bytes` to `path` atomically, creating parent folders.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Creates the folder that will hold `path`.
+fn create_parent(path: &Path) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::Write { path: parent.into(), source: e })?;
     }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically, creating parent folders.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    create_parent(path)?;
     let tmp = temporary_path(path);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -39,9 +45,7 @@ pub fn write_json_atomic(path: &Path, value: &impl serde::Serialize) -> Result<(
 /// Saves named f32 tensors as safetensors, atomically.
 pub fn write_safetensors_atomic(path: &Path, tensors: &[(&str, &tch::Tensor)]) -> Result<()> {
     let tmp = temporary_path(path);
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::Write { path: parent.into(), source: e })?;
-    }
+    create_parent(path)?;
     let owned: Vec<(&str, tch::Tensor)> =
         tensors.iter().map(|(n, t)| (*n, t.to_device(tch::Device::Cpu).contiguous())).collect();
     tch::Tensor::write_safetensors(&owned, &tmp)?;
@@ -60,18 +64,14 @@ pub struct JsonLines {
 impl JsonLines {
     /// Creates (truncates) the file.
     pub fn create(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Write { path: parent.into(), source: e })?;
-        }
+        create_parent(path)?;
         let file = std::fs::File::create(path).map_err(|e| Error::Write { path: path.into(), source: e })?;
         Ok(JsonLines { path: path.into(), file: std::io::BufWriter::new(file) })
     }
 
     /// Opens the file for appending (a resumed run continues its log).
     pub fn append(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::Write { path: parent.into(), source: e })?;
-        }
+        create_parent(path)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

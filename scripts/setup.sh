@@ -2,7 +2,8 @@
 # Installs what zerolabel needs and is missing; safe to run again (each step checks first).
 #
 #   scripts/setup.sh          CPU set-up: libtorch from the PyPI torch wheel (with the two small CUDA
-#                             runtime wheels that libtorch_cpu links to), GloVe 6B 50d, Fashion-MNIST.
+#                             runtime wheels that libtorch_cpu links to), GloVe 6B 50d, Fashion-MNIST,
+#                             and the DejaVu Sans font the report's plots are drawn with.
 #   scripts/setup.sh --cuda   also the CUDA libraries (cuDNN, cuBLAS, ...) that libtorch_cuda needs,
 #                             so that `--device cuda` works on a machine with an NVIDIA GPU.
 #
@@ -77,14 +78,23 @@ else
   pip_install "$glove"
 fi
 
-# 3. Fashion-MNIST from Debian (the main job's default dataset).
+# 3. From Debian: Fashion-MNIST (the main job's default dataset) and DejaVu Sans (the report's plots).
+apt_packages=()
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   say "Fresh" "Fashion-MNIST in /usr/share/datasets/fashion-mnist"
 else
-  say "Installing" "Debian package dataset-fashion-mnist"
+  apt_packages+=(dataset-fashion-mnist)
+fi
+if [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  say "Fresh" "DejaVu Sans font for the report's plots"
+else
+  apt_packages+=(fonts-dejavu-core)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  say "Installing" "Debian packages: ${apt_packages[*]}"
   sudo_cmd=""
   [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 say "Ready" "dependencies in $deps"

@@ -4,10 +4,10 @@
 //! Hungarian-matched accuracy, NMI and ARI are reported for reference only (the matched
 //! accuracy of the clusters is the ceiling for any way of naming them).
 use crate::assignment::max_weight_assignment;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Accuracy, per-class accuracy and confusion matrix of predictions that ARE class indices.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassificationReport {
     pub accuracy: f64,
     /// Recall of each true class (NaN-free: 0 for a class with no test samples).
@@ -96,7 +96,7 @@ pub fn ari(pred: &[i64], truth: &[i64], n_pred: usize, n_true: usize) -> f64 {
 }
 
 /// Mean and sample standard deviation.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct MeanStd {
     pub mean: f64,
     pub std: f64,

@@ -10,7 +10,7 @@ use crate::naming::{self, Naming, NamingParams};
 use crate::prior::sampler::PriorAtoms;
 use crate::progress;
 use crate::rng::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tch::Tensor;
 
@@ -47,6 +47,8 @@ pub struct SeedRun {
     /// naming alone (nearest centroid, then its cluster's name).
     pub naming: Naming,
     pub naming_predictions: Vec<i64>,
+    /// Class pairs the naming can hardly tell apart (swap cost within 10% of the score range).
+    pub naming_interchangeable: Vec<(usize, usize, f64)>,
     pub cluster_seconds: f64,
     pub match_seconds: f64,
 }
@@ -114,7 +116,7 @@ pub fn run_seed(inputs: &Inputs, params: &PipelineParams, seed: u64, log: &mut J
     let t0 = std::time::Instant::now();
     let clustering = run_clustering(inputs, &params.clustering, seed, log, quiet)?;
     let cluster_seconds = t0.elapsed().as_secs_f64();
-    let naming = name_clusters(&clustering, inputs, &params.naming, seed)?;
+    let (naming, naming_interchangeable) = name_clusters(&clustering, inputs, &params.naming, seed)?;
     let t1 = std::time::Instant::now();
     let matching = if params.naming.init_stage_three {
         // Row k of the classifier starts at the centroid of the cluster named k.
@@ -135,18 +137,23 @@ pub fn run_seed(inputs: &Inputs, params: &PipelineParams, seed: u64, log: &mut J
     let test_predictions = matching.classifier.predict(&inputs.test.to_device(tch::Device::Cpu));
     let test_clusters = clustering.predict(inputs.test);
     let naming_predictions = test_clusters.iter().map(|&k| naming.class_of[k as usize] as i64).collect();
-    Ok(SeedRun { seed, clustering, matching, test_predictions, test_clusters, naming, naming_predictions, cluster_seconds, match_seconds })
+    Ok(SeedRun { seed, clustering, matching, test_predictions, test_clusters, naming, naming_predictions, naming_interchangeable, cluster_seconds, match_seconds })
 }
 
-/// Names the clusters of a seed by matching centroid geometry to class-name geometry.
-pub fn name_clusters(clustering: &Clustering, inputs: &Inputs, params: &NamingParams, seed: u64) -> Result<Naming> {
+/// Names the clusters of a seed by matching centroid geometry to class-name geometry; also
+/// returns the class pairs whose swap costs at most 2% of the largest possible score (the
+/// confidence report).
+pub fn name_clusters(clustering: &Clustering, inputs: &Inputs, params: &NamingParams, seed: u64) -> Result<(Naming, Vec<(usize, usize, f64)>)> {
     let centroids = Vec::<Vec<f64>>::try_from(clustering.centroids.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double))?;
-    let (_, solution) = naming::name_clusters(&centroids, &clustering.cluster_sizes(), inputs.class_similarity, inputs.alpha, params, seed);
-    Ok(solution)
+    let (problem, solution) = naming::name_clusters(&centroids, &clustering.cluster_sizes(), inputs.class_similarity, inputs.alpha, params, seed);
+    let c = problem.n();
+    // Scores are sums over c(c-1) products of standardised entries: |score| <= c(c-1).
+    let pairs = naming::interchangeable(&problem, &solution, 0.02 * (c * (c - 1)) as f64);
+    Ok((solution, pairs))
 }
 
 /// Per-seed metrics against the test labels.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeedMetrics {
     pub seed: u64,
     /// Zero-label accuracy: argmax fC against the labels, no matching.

@@ -149,8 +149,10 @@ fn a_good_run_writes_its_reports() {
     assert!(metrics["accuracy"]["mean"].as_f64().is_some());
     assert_eq!(metrics["seeds"].as_array().unwrap().len(), 2);
     for seed in [0, 1] {
-        assert!(out.join(format!("seed-{seed}/classifier.safetensors")).exists());
+        for file in ["classifier.safetensors", "clusters.safetensors", "test_predictions.npy", "train_log.jsonl", "seed.json"] {
+            assert!(out.join(format!("seed-{seed}/{file}")).exists(), "seed-{seed}/{file}");
+        }
     }
-    assert!(out.join("summary.md").exists() && out.join("train_log.jsonl").exists());
+    assert!(out.join("summary.md").exists());
     std::fs::remove_dir_all(dir).ok();
 }

@@ -1,0 +1,595 @@
+//! Settings shared by the subcommands and the `run` configuration files.
+//!
+//! Each settings group is both a set of command-line flags (clap) and a TOML table (serde), so
+//! `zerolabel match --lr 1e-4` and `[stages] lr = 1e-4` mean the same thing. A run config
+//! (`configs/*.toml`) is one table per group; `--set TABLE.KEY=VALUE` overrides any field.
+//! The functions at the bottom turn settings into the checked parameters of each stage.
+use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
+use crate::backbone::simclr::SimclrParams;
+use crate::cluster::{AssignmentRule, ClusteringParams};
+use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
+use crate::device::DeviceChoice;
+use crate::error::Error;
+use crate::experiment::PipelineParams;
+use crate::matching::{ClassifierInit, MatchingLoss, MatchingParams, OptimizerKind, PlanGradient};
+use crate::naming::NamingParams;
+use crate::prior::word_vectors::WordVectorSource;
+use crate::prior::{nominal, ordinal, LabelPrior, PriorParams, TargetScheme};
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Which images: `[data]` in a run config.
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetArgs {
+    /// Dataset format.
+    #[arg(long, value_enum)]
+    pub format: DatasetFormat,
+    /// Dataset folder (or the .npz file for MedMNIST).
+    #[arg(long)]
+    #[serde(rename = "path")]
+    pub data: PathBuf,
+    /// Use only the first N images of each split (quick runs).
+    #[arg(long)]
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Side of the square images a folder dataset is resized to on reading [64].
+    #[arg(long)]
+    #[serde(default)]
+    pub folder_size: Option<usize>,
+}
+
+impl DatasetArgs {
+    pub fn read(&self, split: Split) -> crate::Result<ImageSet> {
+        let set = read_dataset(&self.format, &self.data, split, self.folder_size)?;
+        Ok(match self.limit {
+            Some(n) => set.take(n),
+            None => set,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StemChoice {
+    /// CIFAR stem for images up to 64 pixels, ImageNet stem above.
+    Auto,
+    Cifar,
+    Imagenet,
+}
+
+/// Stage I hyper-parameters: `[pretrain]` in a run config.
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainSettings {
+    #[arg(long, value_enum, default_value = "resnet18")]
+    pub arch: Depth,
+    /// Channel width multiplier (1.0 = standard ResNet).
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub stem: StemChoice,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1e-6)]
+    pub weight_decay: f64,
+    #[arg(long, default_value_t = 0.5)]
+    pub temperature: f64,
+    /// Training resolution [the dataset's image size].
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Threads computing augmentations beside training.
+    #[arg(long, default_value_t = 1)]
+    pub loader_threads: usize,
+    /// kNN monitor every N epochs where the dataset has labels (0: never).
+    #[arg(long, default_value_t = 1)]
+    pub knn_every: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// libtorch CPU threads [all cores].
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
+impl Default for PretrainSettings {
+    fn default() -> Self {
+        PretrainSettings {
+            arch: Depth::Resnet18,
+            width: 1.0,
+            stem: StemChoice::Auto,
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            weight_decay: 1e-6,
+            temperature: 0.5,
+            image_size: None,
+            loader_threads: 1,
+            knn_every: 1,
+            seed: 0,
+            threads: None,
+        }
+    }
+}
+
+impl PretrainSettings {
+    /// The backbone and SimCLR parameters for images of this shape, checked.
+    pub fn backbone(&self, set: &ImageSet) -> Result<(ResNetConfig, SimclrParams)> {
+        if !(self.width > 0.0 && self.width <= 4.0) {
+            return Err(Error::invalid("width", self.width, "a multiplier in (0, 4]").into());
+        }
+        if let Some(t) = self.threads.filter(|&t| t < 1) {
+            return Err(Error::invalid("threads", t, "at least 1").into());
+        }
+        let image_size = self.image_size.unwrap_or(set.height.max(set.width));
+        let stem = match self.stem {
+            StemChoice::Cifar => Stem::Cifar,
+            StemChoice::Imagenet => Stem::Imagenet,
+            StemChoice::Auto if image_size <= 64 => Stem::Cifar,
+            StemChoice::Auto => Stem::Imagenet,
+        };
+        let config = ResNetConfig { depth: self.arch, stem, width: self.width, in_channels: set.channels as i64 };
+        let params = SimclrParams {
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            learning_rate: self.lr,
+            weight_decay: self.weight_decay,
+            temperature: self.temperature,
+            image_size,
+            loader_threads: self.loader_threads.max(1),
+            ..SimclrParams::default()
+        };
+        params.check(set.count)?;
+        Ok((config, params))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// The values of the paper's text.
+    Paper,
+    /// The values of the review-time code (SGD, unrolled Sinkhorn gradient, pool of 40K prior samples, ...).
+    ReviewCode,
+}
+
+/// The class names and the label prior built from them: `[classes]` in a run config.
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassArgs {
+    /// Class names in label order, comma-separated ("cat,dog,ankle boot").
+    #[arg(long, value_delimiter = ',', conflicts_with = "classes_file")]
+    #[serde(rename = "names")]
+    pub classes: Vec<String>,
+    /// A file with one class name per line, in label order.
+    #[arg(long)]
+    #[serde(rename = "file")]
+    pub classes_file: Option<PathBuf>,
+    /// The classes are ordered (grades, age groups): ranks follow |i - j|, no word vectors.
+    #[arg(long)]
+    pub ordinal: bool,
+    /// Word vectors: a GloVe/word2vec text file, or the folder of the kumo GloVe package
+    /// [default: GloVe 6B 50d installed by scripts/setup.sh].
+    #[arg(long)]
+    pub word_vectors: Option<PathBuf>,
+    /// Target values along the rank order.
+    #[arg(long, value_enum)]
+    pub targets: Option<TargetScheme>,
+    /// Floor on the weights of eq. 2 [paper: 0, review code: 0.01].
+    #[arg(long)]
+    pub weight_floor: Option<f64>,
+    /// How many most dissimilar positions each prior sample permutes [3].
+    #[arg(long)]
+    pub shuffle_tail: Option<usize>,
+    /// Class proportions alpha, comma-separated, in class order [uniform].
+    #[arg(long, value_delimiter = ',')]
+    pub class_proportions: Option<Vec<f64>>,
+    /// Paper or review-code defaults for every value not given explicitly.
+    #[arg(long, value_enum, default_value = "paper")]
+    pub preset: Preset,
+}
+
+impl Default for ClassArgs {
+    fn default() -> Self {
+        ClassArgs {
+            classes: Vec::new(),
+            classes_file: None,
+            ordinal: false,
+            word_vectors: None,
+            targets: None,
+            weight_floor: None,
+            shuffle_tail: None,
+            class_proportions: None,
+            preset: Preset::Paper,
+        }
+    }
+}
+
+/// Stages II-III (and the naming step): `[stages]` in a run config.
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageArgs {
+    /// Number of seeds; results are reported as mean ± std.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// First seed; seeds are seed, seed+1, ...
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// (In a run config, the top-level `device` applies to every stage.)
+    #[arg(long, value_enum, default_value = "auto")]
+    #[serde(skip)]
+    pub device: DeviceChoice,
+    /// CPU threads for libtorch. Stages II-III work on small matrices, where more threads only
+    /// add synchronisation (and OpenMP threads spin when the cores are shared), so 1 is fastest.
+    #[arg(long, default_value_t = 1)]
+    pub threads: i32,
+    /// Threads of the CPU Sinkhorn solver (1 or 2). 2 is ~1.6x faster on an idle 2-core
+    /// machine, but its threads spin-wait, which hurts when the cores are shared.
+    #[arg(long, default_value_t = 1)]
+    pub sinkhorn_threads: usize,
+    /// Stage II: Adam steps [5000].
+    #[arg(long)]
+    pub cluster_steps: Option<usize>,
+    /// Stage II: features per step [1000].
+    #[arg(long)]
+    pub cluster_batch_size: Option<usize>,
+    /// Stage II: learning rate [paper 0.1, review code 0.01].
+    #[arg(long)]
+    pub cluster_lr: Option<f64>,
+    /// Stage II: how training samples get their cluster [paper: plan, review code: nearest].
+    #[arg(long, value_enum)]
+    pub assign: Option<AssignmentRule>,
+    /// Stage III loss [cgsk].
+    #[arg(long, value_enum)]
+    pub loss: Option<MatchingLoss>,
+    /// Stage III classifier initialisation [centroids].
+    #[arg(long, value_enum)]
+    pub init: Option<ClassifierInit>,
+    /// Stage III: scale of the centroids at initialisation [paper 1, review code 0.1].
+    #[arg(long)]
+    pub init_scale: Option<f64>,
+    /// Stage III: batch size B [500].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Stage III: training steps [10000].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Stage III: learning rate [1e-5].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Stage III optimiser [paper: adam, review code: sgd].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Gradient-norm clipping [100].
+    #[arg(long)]
+    pub grad_clip: Option<f64>,
+    /// Sinkhorn epsilon, both stages [0.01].
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Sinkhorn tolerance on the summed change of the duals, both stages [0.1].
+    #[arg(long)]
+    pub sinkhorn_tol: Option<f64>,
+    /// Sinkhorn iteration cap in stage III [700] (stage II uses 1000).
+    #[arg(long)]
+    pub sinkhorn_iters: Option<usize>,
+    /// How the plan enters the gradient [paper default here: constant; review code: unrolled].
+    #[arg(long, value_enum)]
+    pub plan_gradient: Option<PlanGradient>,
+    /// Model selection window in steps [paper: 100, review code: 1].
+    #[arg(long)]
+    pub selection_window: Option<usize>,
+    /// Review code: size of the prior-sample pool drawn once [none: fresh samples every step].
+    #[arg(long)]
+    pub prior_pool: Option<usize>,
+    /// Beyond the paper: start stage III from the clusters named by geometry (centroid
+    /// similarities matched to class-name similarities) instead of the arbitrary cluster order.
+    #[arg(long)]
+    pub naming_init: bool,
+    /// Weight of the cluster-size term in the naming objective [0].
+    #[arg(long, default_value_t = 0.0)]
+    pub naming_size_weight: f64,
+}
+
+impl Default for StageArgs {
+    fn default() -> Self {
+        StageArgs {
+            seeds: 1,
+            seed: 0,
+            device: DeviceChoice::Auto,
+            threads: 1,
+            sinkhorn_threads: 1,
+            cluster_steps: None,
+            cluster_batch_size: None,
+            cluster_lr: None,
+            assign: None,
+            loss: None,
+            init: None,
+            init_scale: None,
+            batch_size: None,
+            steps: None,
+            lr: None,
+            optimizer: None,
+            grad_clip: None,
+            epsilon: None,
+            sinkhorn_tol: None,
+            sinkhorn_iters: None,
+            plan_gradient: None,
+            selection_window: None,
+            prior_pool: None,
+            naming_init: false,
+            naming_size_weight: 0.0,
+        }
+    }
+}
+
+impl StageArgs {
+    /// The seeds this run covers: seed, seed+1, ...
+    pub fn seed_list(&self) -> Vec<u64> {
+        (0..self.seeds as u64).map(|k| self.seed + k).collect()
+    }
+}
+
+/// The class names, from `--classes` or a file with one name per line.
+pub fn class_names(args: &ClassArgs) -> Result<Vec<String>> {
+    let names: Vec<String> = match &args.classes_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Error::io(path, e))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => args.classes.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+    };
+    if names.is_empty() {
+        bail!("no class names: pass --classes a,b,c or --classes-file FILE (in a run config: [classes] names = [...] or file = \"...\")");
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = names.iter().find(|n| !seen.insert(n.to_lowercase())) {
+        bail!("class name '{dup}' is given twice");
+    }
+    Ok(names)
+}
+
+/// Builds the label prior from the class settings.
+pub fn build_prior(args: &ClassArgs) -> Result<LabelPrior> {
+    let names = class_names(args)?;
+    let mut params = match args.preset {
+        Preset::Paper => PriorParams::default(),
+        Preset::ReviewCode => PriorParams { targets: TargetScheme::ReviewCode, weight_floor: 0.01, ..Default::default() },
+    };
+    if let Some(t) = args.targets {
+        params.targets = t;
+    }
+    if let Some(f) = args.weight_floor {
+        params.weight_floor = f;
+    }
+    if let Some(s) = args.shuffle_tail {
+        params.shuffle_tail = s;
+    }
+    params.class_proportions = args.class_proportions.clone();
+    let prior = if args.ordinal {
+        ordinal::ordinal_prior(&names, params)?
+    } else {
+        let source = args.word_vectors.as_deref().map_or_else(WordVectorSource::default_glove, WordVectorSource::from_path);
+        nominal::nominal_prior(&names, &source, params).with_context(|| format!("building the label prior from {}", source.describe()))?
+    };
+    Ok(prior)
+}
+
+/// Turns the stage settings into checked parameters (preset first, then explicit values).
+pub fn pipeline_params(args: &StageArgs, preset: Preset, n_classes: usize) -> Result<PipelineParams> {
+    let mut clustering = ClusteringParams::default_for(n_classes);
+    let mut matching = MatchingParams::default();
+    if preset == Preset::ReviewCode {
+        clustering.learning_rate = 0.01;
+        clustering.assignment = AssignmentRule::Nearest;
+        matching.init_scale = 0.1;
+        matching.optimizer = OptimizerKind::Sgd;
+        matching.plan_gradient = PlanGradient::Unrolled;
+        matching.selection_window = 1;
+        matching.prior_pool = Some(40_000);
+    }
+    macro_rules! set {
+        ($target:expr, $value:expr) => {
+            if let Some(v) = $value {
+                $target = v;
+            }
+        };
+    }
+    set!(clustering.steps, args.cluster_steps);
+    set!(clustering.batch_size, args.cluster_batch_size);
+    set!(clustering.learning_rate, args.cluster_lr);
+    set!(clustering.assignment, args.assign);
+    set!(clustering.sinkhorn.epsilon, args.epsilon);
+    set!(clustering.sinkhorn.tolerance, args.sinkhorn_tol);
+    set!(matching.loss, args.loss);
+    set!(matching.init, args.init);
+    set!(matching.init_scale, args.init_scale);
+    set!(matching.batch_size, args.batch_size);
+    set!(matching.steps, args.steps);
+    set!(matching.learning_rate, args.lr);
+    set!(matching.optimizer, args.optimizer);
+    set!(matching.grad_clip, args.grad_clip);
+    set!(matching.sinkhorn.epsilon, args.epsilon);
+    set!(matching.sinkhorn.tolerance, args.sinkhorn_tol);
+    set!(matching.sinkhorn.max_iters, args.sinkhorn_iters);
+    set!(matching.plan_gradient, args.plan_gradient);
+    set!(matching.selection_window, args.selection_window);
+    if args.prior_pool.is_some() {
+        matching.prior_pool = args.prior_pool;
+    }
+    if matching.steps < matching.log_every {
+        matching.log_every = matching.steps.max(1);
+    }
+    matching.check()?;
+    if args.seeds == 0 {
+        return Err(Error::invalid("seeds", 0, "at least 1").into());
+    }
+    if !(args.naming_size_weight >= 0.0 && args.naming_size_weight.is_finite()) {
+        return Err(Error::invalid("naming_size_weight", args.naming_size_weight, "a non-negative number").into());
+    }
+    let naming = NamingParams { init_stage_three: args.naming_init, size_weight: args.naming_size_weight, ..NamingParams::default() };
+    Ok(PipelineParams { clustering, matching, naming })
+}
+
+/// Report options: `[report]` in a run config.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    /// Train one extra L_sk classifier (first seed) for Figure 4B, the predicted-class
+    /// distribution of a few clusters under L_sk next to L_cgsk.
+    pub sk_comparison: bool,
+    /// How many clusters Figure 4B shows.
+    pub figure_clusters: usize,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings { sk_comparison: true, figure_clusters: 4 }
+    }
+}
+
+fn default_device() -> DeviceChoice {
+    DeviceChoice::Auto
+}
+
+/// A run configuration (`configs/<name>.toml`): every stage from images to report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Short name; the default output folder is runs/<name>.
+    pub name: String,
+    /// One line on what this config is for.
+    #[serde(default)]
+    pub description: String,
+    /// Compute device for every stage.
+    #[serde(default = "default_device")]
+    pub device: DeviceChoice,
+    pub data: DatasetArgs,
+    pub classes: ClassArgs,
+    #[serde(default)]
+    pub pretrain: PretrainSettings,
+    #[serde(default)]
+    pub stages: StageArgs,
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+impl RunConfig {
+    /// Reads a config file, resolves its relative paths against the file's folder, then applies
+    /// `TABLE.KEY=VALUE` overrides (values in TOML syntax; bare words are taken as strings;
+    /// relative paths in overrides are relative to the current folder).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("not valid TOML: {e}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (section, key) in [("data", "path"), ("classes", "file"), ("classes", "word_vectors")] {
+            if let Some(toml::Value::String(p)) = table.get_mut(section).and_then(|s| s.get_mut(key)) {
+                if Path::new(p.as_str()).is_relative() {
+                    *p = base.join(p.as_str()).to_string_lossy().into_owned();
+                }
+            }
+        }
+        for item in overrides {
+            apply_override(&mut table, item)?;
+        }
+        let config: RunConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::format(path, format!("{} (with overrides {overrides:?})", e.message())))?;
+        Ok(config)
+    }
+}
+
+/// Sets `TABLE.KEY` (or a top-level `KEY`) to a value parsed as TOML, or as a string when it is
+/// not valid TOML (so `--set data.format=idx` works without quotes).
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<()> {
+    let Some((key, raw)) = item.split_once('=') else {
+        bail!("--set {item}: expected TABLE.KEY=VALUE, e.g. pretrain.epochs=4");
+    };
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut cursor = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = cursor.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = match entry {
+            toml::Value::Table(t) => t,
+            _ => bail!("--set {item}: '{part}' is a value, not a table"),
+        };
+    }
+    cursor.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("zl-config-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const MINIMAL: &str = "name = \"t\"\n[data]\nformat = \"idx\"\npath = \"data\"\n[classes]\nfile = \"t.classes\"\n";
+
+    #[test]
+    fn relative_paths_follow_the_config_file_and_overrides_apply() {
+        let path = write("ok", MINIMAL);
+        let c = RunConfig::load(&path, &["pretrain.epochs=7".into(), "stages.naming_init=true".into(), "data.format=cifar10".into()]).unwrap();
+        assert_eq!(c.data.data, path.parent().unwrap().join("data"));
+        assert_eq!(c.classes.classes_file.as_deref(), Some(path.parent().unwrap().join("t.classes").as_path()));
+        assert_eq!(c.pretrain.epochs, 7);
+        assert!(c.stages.naming_init);
+        assert_eq!(c.data.format, DatasetFormat::Cifar10);
+        assert_eq!(c.stages.seeds, 1);
+        assert!(c.report.sk_comparison);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_that_name_them() {
+        let path = write("bad", MINIMAL);
+        let e = RunConfig::load(&path, &["pretrain.epoch=7".into()]).unwrap_err().to_string();
+        assert!(e.contains("epoch") && e.contains("c.toml"), "{e}");
+        let e = RunConfig::load(&path, &["pretrain.epochs=many".into()]).unwrap_err().to_string();
+        assert!(e.contains("epochs") || e.contains("integer"), "{e}");
+        let e = RunConfig::load(&path, &["epochs".into()]).unwrap_err().to_string();
+        assert!(e.contains("TABLE.KEY=VALUE"), "{e}");
+        let path = write("notoml", "name = ");
+        let e = RunConfig::load(&path, &[]).unwrap_err().to_string();
+        assert!(e.contains("not valid TOML"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod shipped_configs {
+    use super::*;
+
+    /// Every config in configs/ parses, and its class names can be read.
+    #[test]
+    fn every_shipped_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let config = RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                let names = class_names(&config.classes).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                assert!(names.len() >= 2, "{}", path.display());
+                assert!(config.pretrain.epochs >= 1 && config.stages.seeds >= 1);
+                n += 1;
+            }
+        }
+        assert!(n >= 7, "{n} configs");
+    }
+}

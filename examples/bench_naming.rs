@@ -1,0 +1,34 @@
+//! Runtime of the naming step (issue: name clusters by geometry) for c = 10, 20 and 100:
+//! exact search for c <= 10, restarted local search (50 restarts) above.
+//!
+//!   cargo run --release --example bench_naming
+//!
+//! Each instance: c centroids in 128 dimensions, class similarities from a noisy copy of the
+//! centroids (so the instance has structure, as real ones do), cluster sizes and proportions.
+use std::time::Instant;
+use zerolabel::naming::{cosine_matrix, name_clusters, NamingParams};
+use zerolabel::rng::Rng;
+
+fn main() {
+    let params = NamingParams { size_weight: 1.0, ..NamingParams::default() };
+    println!("| c | solver | instances | median time (ms) | max time (ms) |\n| --- | --- | --- | --- | --- |");
+    for &c in &[10usize, 20, 100] {
+        let instances = if c <= 20 { 20 } else { 5 };
+        let mut times = Vec::new();
+        for k in 0..instances {
+            let mut rng = Rng::derive(k as u64, "bench-naming");
+            let centroids: Vec<Vec<f64>> = (0..c).map(|_| (0..128).map(|_| rng.normal()).collect()).collect();
+            let noisy: Vec<Vec<f64>> = centroids.iter().map(|row| row.iter().map(|v| v + 0.8 * rng.normal()).collect()).collect();
+            let class_similarity = cosine_matrix(&noisy);
+            let sizes: Vec<usize> = (0..c).map(|_| 500 + (rng.uniform() * 100.0) as usize).collect();
+            let alpha = vec![1.0 / c as f64; c];
+            let started = Instant::now();
+            let (_, naming) = name_clusters(&centroids, &sizes, &class_similarity, &alpha, &params, k as u64);
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(naming);
+        }
+        times.sort_by(f64::total_cmp);
+        let solver = if c <= params.exact_limit { "exact" } else { "local search, 50 restarts" };
+        println!("| {c} | {solver} | {instances} | {:.2} | {:.2} |", times[times.len() / 2], times[times.len() - 1]);
+    }
+}

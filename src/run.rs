@@ -158,7 +158,8 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         }
     }
     let device = config.device.resolve()?;
-    status("Device", &device::describe(device), opts.quiet);
+    let device_text = device::describe(device);
+    status("Device", &device_text, opts.quiet);
     // Everything that can be checked before hours of training is checked first.
     let prior = build_prior(&config.classes)?;
     let c = prior.n_classes();
@@ -181,6 +182,13 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
             checkpoint.display(),
             p.epochs
         );
+    }
+    if trained_epochs < p.epochs && config.data.format != DatasetFormat::Folder {
+        // A class list that does not fit the data fails now, not after stage I.
+        let test = config.data.read(crate::data::images::Split::Test)?;
+        if let Some(labels) = &test.labels {
+            crate::data::features::check_class_count(labels, c, &config.data.data)?;
+        }
     }
     let pretrain_dir = stage(out, "pretrain", &pretrain_key, trained_epochs == p.epochs, opts.quiet, &mut stages, |dir| {
         tch::set_num_threads(p.threads.unwrap_or(default_threads));
@@ -278,15 +286,19 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         peak_rss_mb: peak_rss_mb(),
     });
 
+    let backbone_meta = simclr::read_meta(&best).ok();
     let manifest = json!({
         "zerolabel": env!("CARGO_PKG_VERSION"),
         "versions": {"zerolabel": env!("CARGO_PKG_VERSION"), "tch": "0.26.0", "libtorch": libtorch_version()},
         "config_file": opts.config_path,
         "overrides": opts.overrides,
         "config": config,
+        // The values every stage actually used, defaults and presets resolved.
+        "resolved": {"backbone": backbone_meta.as_ref().map(|m| &m.backbone), "simclr": backbone_meta.as_ref().map(|m| &m.params),
+            "stages": params, "prior": prior.params},
         "seeds": config.stages.seed_list(),
         "pretrain_seed": p.seed,
-        "device": device::describe(device),
+        "device": device_text,
         "started_unix": started_unix,
         "finished_unix": unix_now(),
         "wall_s": started.elapsed().as_secs_f64(),

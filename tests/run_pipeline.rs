@@ -130,3 +130,26 @@ fn run_report_rerun_and_predict() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A class list that does not fit the data fails before any training, naming both counts.
+#[test]
+fn wrong_class_count_fails_before_training() {
+    let Some(data) = fashion_mnist() else { return };
+    let root = std::env::temp_dir().join(format!("zl-run-count-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let classes = root.join("three.classes");
+    std::fs::write(&classes, "cat\ndog\ncar\n").unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/fashion-mnist.toml");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_zerolabel"))
+        .args(["run", "--quiet", "--config", config.to_str().unwrap(), "--out", root.join("run").to_str().unwrap()])
+        .args(["--set", &format!("data.path={}", data.display()), "--set", &format!("classes.file={}", classes.display())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("3 classes given") && stderr.contains("10 classes"), "{stderr}");
+    assert!(!root.join("run/stages").exists() || std::fs::read_dir(root.join("run/stages")).unwrap().next().is_none(), "a stage started");
+    assert!(started.elapsed().as_secs_f64() < 30.0);
+    let _ = std::fs::remove_dir_all(&root);
+}

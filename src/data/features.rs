@@ -128,3 +128,17 @@ pub fn check_labels(labels: &[i64], n_classes: usize, source: &Path) -> Result<(
     }
     Ok(())
 }
+
+/// The evaluation labels must name as many classes as the class names do (checked before any
+/// training, so that a wrong class list fails in seconds, not after stage I).
+pub fn check_class_count(labels: &[i64], n_classes: usize, source: &Path) -> Result<()> {
+    let distinct = labels.iter().collect::<std::collections::HashSet<_>>().len();
+    if labels.len() >= 10 * n_classes && distinct != n_classes {
+        return Err(Error::ClassCount {
+            what: format!("{}: class names", source.display()),
+            expected: format!("the labels hold {distinct} classes (give one name per class, in label order)"),
+            got: n_classes,
+        });
+    }
+    check_labels(labels, n_classes, source)
+}

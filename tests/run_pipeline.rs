@@ -97,6 +97,18 @@ fn run_report_rerun_and_predict() {
     let flags = reused(&json(&out.join("manifest.json")));
     assert_eq!(flags.iter().map(|s| s.1).collect::<Vec<_>>(), [true, true, false, false, false], "{flags:?}");
 
+    // One more seed: the two finished seeds are read back, only the new one is computed.
+    let match_dir = out.join(json(&out.join("manifest.json"))["stages"][2]["dir"].as_str().unwrap());
+    let seed0 = std::fs::metadata(match_dir.join("seed-0/seed.json")).unwrap().modified().unwrap();
+    let mut args = base(&["--set", "stages.lr=2e-5"]);
+    let seeds_at = args.iter().position(|a| a == "--seeds").unwrap();
+    args[seeds_at + 1] = "3".into();
+    let (ok, stdout, stderr) = zerolabel(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "fourth run failed: {stderr}");
+    assert!(stdout.contains("3 seed(s)"), "{stdout}");
+    assert_eq!(std::fs::metadata(match_dir.join("seed-0/seed.json")).unwrap().modified().unwrap(), seed0, "seed 0 was recomputed");
+    assert!(match_dir.join("seed-2/classifier.safetensors").exists());
+
     // predict: images of other sizes and colours, and two files that are not images.
     let images = root.join("images");
     let sub = images.join("nested");

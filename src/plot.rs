@@ -40,37 +40,37 @@ impl Font {
         FontVec::try_from_vec(bytes).map(Font).map_err(|_| Error::format(path, "not a TrueType/OpenType font"))
     }
 
-    /// Width in pixels of `text` at `size`.
-    pub fn width(&self, size: f32, text: &str) -> f32 {
+    /// Each glyph of `text` at `size` with its left edge (kerning applied), and the total width.
+    fn layout(&self, size: f32, text: &str) -> (Vec<(ab_glyph::GlyphId, f32)>, f32) {
         let scaled = self.0.as_scaled(PxScale::from(size));
-        let mut width = 0.0;
+        let mut caret = 0.0;
         let mut last = None;
-        for ch in text.chars() {
-            let id = scaled.glyph_id(ch);
-            if let Some(prev) = last {
-                width += scaled.kern(prev, id);
-            }
-            width += scaled.h_advance(id);
-            last = Some(id);
-        }
-        width
-    }
-
-    /// Coverage mask of `text`: (width, height, row-major coverage in 0..1).
-    fn render(&self, size: f32, text: &str) -> (usize, usize, Vec<f32>) {
-        let scaled = self.0.as_scaled(PxScale::from(size));
-        let (w, h) = (self.width(size, text).ceil() as usize + 2, (scaled.ascent() - scaled.descent()).ceil() as usize + 2);
-        let mut mask = vec![0f32; w * h];
-        let mut caret = 1.0;
-        let mut last = None;
+        let mut glyphs = Vec::new();
         for ch in text.chars() {
             let id = scaled.glyph_id(ch);
             if let Some(prev) = last {
                 caret += scaled.kern(prev, id);
             }
-            let glyph = id.with_scale_and_position(size, point(caret, 1.0 + scaled.ascent()));
+            glyphs.push((id, caret));
             caret += scaled.h_advance(id);
             last = Some(id);
+        }
+        (glyphs, caret)
+    }
+
+    /// Width in pixels of `text` at `size`.
+    pub fn width(&self, size: f32, text: &str) -> f32 {
+        self.layout(size, text).1
+    }
+
+    /// Coverage mask of `text`: (width, height, row-major coverage in 0..1).
+    fn render(&self, size: f32, text: &str) -> (usize, usize, Vec<f32>) {
+        let scaled = self.0.as_scaled(PxScale::from(size));
+        let (glyphs, width) = self.layout(size, text);
+        let (w, h) = (width.ceil() as usize + 2, (scaled.ascent() - scaled.descent()).ceil() as usize + 2);
+        let mut mask = vec![0f32; w * h];
+        for (id, x) in glyphs {
+            let glyph = id.with_scale_and_position(size, point(1.0 + x, 1.0 + scaled.ascent()));
             if let Some(outlined) = self.0.outline_glyph(glyph) {
                 let b = outlined.px_bounds();
                 outlined.draw(|gx, gy, c| {
@@ -429,7 +429,7 @@ pub fn heatmap(
     let scale = values.iter().flatten().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
     for (i, row) in values.iter().enumerate() {
         for (j, &v) in row.iter().enumerate() {
-            let t = if diverging { v / scale } else { v / scale };
+            let t = v / scale;
             let color = colormap(t, diverging);
             let (x0, y0) = (left + cell_size * j as f64, top + cell_size * i as f64);
             c.fill_rect(x0, y0, x0 + cell_size - 1.0, y0 + cell_size - 1.0, color);

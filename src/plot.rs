@@ -228,19 +228,16 @@ pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-fn tick_label(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if a >= 1e4 || a < 1e-3 {
-        format!("{v:.0e}")
-    } else if a >= 100.0 || v.fract() == 0.0 {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}").trim_end_matches('0').to_string()
+/// A tick value with as many decimals as the tick spacing `step` needs.
+fn tick_label(v: f64, step: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
     }
+    if v.abs() >= 1e5 || v.abs() < 1e-4 {
+        return format!("{v:.0e}");
+    }
+    let decimals = (-step.abs().max(1e-12).log10().floor()).clamp(0.0, 6.0) as usize;
+    format!("{v:.decimals$}")
 }
 
 /// Plot-area geometry and value-to-pixel mapping.
@@ -265,16 +262,19 @@ impl Frame {
 /// Title, y grid with tick labels, axis labels; returns nothing, draws into `c`.
 fn axes(c: &mut Canvas, f: &Frame, title: &str, x_label: &str, y_label: &str, x_ticks: bool) {
     c.text((f.left + f.right) / 2.0, 8.0, 17.0, title, BLACK, Align::Center, Align::Start, false);
-    for t in ticks(f.y.0, f.y.1) {
+    let step = |t: &[f64]| if t.len() > 1 { t[1] - t[0] } else { 1.0 };
+    let y_ticks = ticks(f.y.0, f.y.1);
+    for &t in &y_ticks {
         let y = f.py(t);
         c.line(f.left, y, f.right, y, LIGHT, 1.0);
-        c.text(f.left - 6.0, y, 12.0, &tick_label(t), BLACK, Align::End, Align::Center, false);
+        c.text(f.left - 6.0, y, 12.0, &tick_label(t, step(&y_ticks)), BLACK, Align::End, Align::Center, false);
     }
     if x_ticks {
-        for t in ticks(f.x.0, f.x.1) {
+        let xt = ticks(f.x.0, f.x.1);
+        for &t in &xt {
             let x = f.px(t);
             c.line(x, f.bottom, x, f.bottom + 4.0, BLACK, 1.0);
-            c.text(x, f.bottom + 6.0, 12.0, &tick_label(t), BLACK, Align::Center, Align::Start, false);
+            c.text(x, f.bottom + 6.0, 12.0, &tick_label(t, step(&xt)), BLACK, Align::Center, Align::Start, false);
         }
     }
     c.line(f.left, f.bottom, f.right, f.bottom, BLACK, 1.0);
@@ -285,8 +285,8 @@ fn axes(c: &mut Canvas, f: &Frame, title: &str, x_label: &str, y_label: &str, x_
 
 /// A one-line legend between the title and the plot area, right-aligned.
 fn legend(c: &mut Canvas, f: &Frame, names: &[(String, Color)]) {
-    if names.len() < 2 && names.iter().all(|(n, _)| n.is_empty()) {
-        return;
+    if names.len() < 2 {
+        return; // one series: the title names it
     }
     let widths: Vec<f64> = names.iter().map(|(n, _)| c.text_width(12.0, n) + 34.0).collect();
     let mut x = f.right - widths.iter().sum::<f64>();
@@ -318,7 +318,8 @@ pub fn line_chart(font: &Font, title: &str, x_label: &str, y_label: &str, series
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
-    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    // A flat or single-point series still gets a readable range around its value.
+    let pad = ((y1 - y0) * 0.05).max(y0.abs().max(y1.abs()) * 0.02).max(1e-6);
     let f = Frame { left: 70.0, top: if series.len() > 1 { 56.0 } else { 36.0 }, right: width as f64 - 16.0, bottom: height as f64 - 46.0, x: (x0, x1), y: (y0 - pad, y1 + pad) };
     axes(&mut c, &f, title, x_label, y_label, true);
     for s in series {

@@ -12,7 +12,7 @@ use crate::device::DeviceChoice;
 use crate::error::Error;
 use crate::experiment::PipelineParams;
 use crate::matching::{ClassifierInit, MatchingLoss, MatchingParams, OptimizerKind, PlanGradient};
-use crate::naming::NamingParams;
+use crate::naming::{NamingParams, NamingSimilarity};
 use crate::prior::word_vectors::WordVectorSource;
 use crate::prior::{nominal, ordinal, LabelPrior, PriorParams, TargetScheme};
 use anyhow::{bail, Context, Result};
@@ -293,6 +293,13 @@ pub struct StageArgs {
     /// Weight of the cluster-size term in the naming objective [0].
     #[arg(long, default_value_t = 0.0)]
     pub naming_size_weight: f64,
+    /// Similarities the naming compares: cosine (as they are) or rank (neighbour order only).
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub naming_similarity: NamingSimilarity,
+    /// Beyond the paper: skip stage III and use the named clusters as the classifier
+    /// (nearest centroid, then its cluster's name).
+    #[arg(long, conflicts_with = "naming_init")]
+    pub naming_only: bool,
 }
 
 impl Default for StageArgs {
@@ -323,6 +330,8 @@ impl Default for StageArgs {
             prior_pool: None,
             naming_init: false,
             naming_size_weight: 0.0,
+            naming_similarity: NamingSimilarity::Cosine,
+            naming_only: false,
         }
     }
 }
@@ -434,7 +443,16 @@ pub fn pipeline_params(args: &StageArgs, preset: Preset, n_classes: usize) -> Re
     if !(args.naming_size_weight >= 0.0 && args.naming_size_weight.is_finite()) {
         return Err(Error::invalid("naming_size_weight", args.naming_size_weight, "a non-negative number").into());
     }
-    let naming = NamingParams { init_stage_three: args.naming_init, size_weight: args.naming_size_weight, ..NamingParams::default() };
+    if args.naming_init && args.naming_only {
+        bail!("naming_init and naming_only exclude each other: one starts stage III from the named clusters, the other skips stage III");
+    }
+    let naming = NamingParams {
+        init_stage_three: args.naming_init,
+        size_weight: args.naming_size_weight,
+        similarity: args.naming_similarity,
+        classifier_only: args.naming_only,
+        ..NamingParams::default()
+    };
     Ok(PipelineParams { clustering, matching, naming })
 }
 

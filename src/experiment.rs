@@ -118,17 +118,18 @@ pub fn run_seed(inputs: &Inputs, params: &PipelineParams, seed: u64, log: &mut J
     let cluster_seconds = t0.elapsed().as_secs_f64();
     let (naming, naming_interchangeable) = name_clusters(&clustering, inputs, &params.naming, seed)?;
     let t1 = std::time::Instant::now();
-    let matching = if params.naming.init_stage_three {
-        // Row k of the classifier starts at the centroid of the cluster named k.
-        let mut cluster_of_class = vec![0i64; naming.class_of.len()];
-        for (cluster, &class) in naming.class_of.iter().enumerate() {
-            cluster_of_class[class] = cluster as i64;
-        }
-        let named = Clustering {
-            centroids: clustering.centroids.index_select(0, &Tensor::from_slice(&cluster_of_class).to_device(clustering.centroids.device())),
-            assignments: clustering.assignments.clone(),
-            curve: vec![],
-        };
+    // Row k of a classifier built from named clusters is the centroid of the cluster named k.
+    let mut cluster_of_class = vec![0i64; naming.class_of.len()];
+    for (cluster, &class) in naming.class_of.iter().enumerate() {
+        cluster_of_class[class] = cluster as i64;
+    }
+    let named_centroids = clustering.centroids.index_select(0, &Tensor::from_slice(&cluster_of_class).to_device(clustering.centroids.device()));
+    let matching = if params.naming.classifier_only {
+        let classifier = matching::nearest_centroid_classifier(&named_centroids);
+        // No training loss: seeds are compared by their naming objective (lower is better).
+        Matching { initial: classifier.clone_detached(), classifier, best_step: 0, best_window_loss: -naming.score, curve: vec![] }
+    } else if params.naming.init_stage_three {
+        let named = Clustering { centroids: named_centroids, assignments: clustering.assignments.clone(), curve: vec![] };
         run_matching(inputs.train, Some(&named), inputs, &params.matching, seed, "named", log, quiet)?
     } else {
         run_matching(inputs.train, Some(&clustering), inputs, &params.matching, seed, "main", log, quiet)?

@@ -175,6 +175,20 @@ impl Classifier {
     fn copy(&self) -> Self {
         Classifier { weight: self.weight.detach().copy(), bias: self.bias.detach().copy() }
     }
+
+    /// An independent copy (detached from any graph).
+    pub fn clone_detached(&self) -> Self {
+        self.copy()
+    }
+}
+
+/// The nearest-centroid rule as a linear classifier: argmin_k |x - z_k|^2 = argmax_k
+/// (2 x.z_k - |z_k|^2), so row k is 2 z_k and its bias -|z_k|^2 (`centroids` (c, D), row k the
+/// centroid of class k). Lets a naming-only model be saved and applied like any other fC.
+pub fn nearest_centroid_classifier(centroids: &Tensor) -> Classifier {
+    let z = centroids.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float);
+    let bias = -(&z * &z).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+    Classifier { weight: &z * 2.0, bias }
 }
 
 /// One logged point of training.
@@ -402,6 +416,15 @@ mod tests {
         let (s, targets, w) = (t(7, 5), t(4, 5), t(4, 5).abs());
         let diff = (weighted_cost(&s, &targets, &w) - weighted_cost_direct(&s, &targets, &w)).abs().max().double_value(&[]);
         assert!(diff < 1e-12, "{diff}");
+    }
+
+    #[test]
+    fn nearest_centroid_classifier_predicts_the_nearest_centroid() {
+        let mut rng = Rng::new(9);
+        let mut t = |r: i64, c: i64| Tensor::from_slice(&(0..r * c).map(|_| rng.normal() as f32).collect::<Vec<_>>()).view([r, c]);
+        let (z, x) = (t(6, 5), t(200, 5));
+        let nearest: Vec<i64> = Vec::try_from(x.unsqueeze(1).f_sub(&z.unsqueeze(0)).unwrap().square().sum_dim_intlist([2i64].as_slice(), false, Kind::Float).argmin(1, false)).unwrap();
+        assert_eq!(nearest_centroid_classifier(&z).predict(&x), nearest);
     }
 
     #[test]

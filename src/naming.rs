@@ -21,6 +21,34 @@ pub fn standardize(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
     (0..c).map(|i| (0..c).map(|j| if i == j { 0.0 } else { (m[i][j] - mean) / sd }).collect()).collect()
 }
 
+/// Each row's entries replaced by their rank among the row's off-diagonal entries, mapped to
+/// [-1, 1] (most similar 1, least similar -1), then made symmetric: the rank-based similarity
+/// of the paper's prior, which keeps only the order of the neighbours, not the distances.
+pub fn rank_matrix(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let c = m.len();
+    let mut r = vec![vec![0.0; c]; c];
+    for i in 0..c {
+        let mut others: Vec<usize> = (0..c).filter(|&j| j != i).collect();
+        others.sort_by(|&x, &y| m[i][y].total_cmp(&m[i][x]));
+        let span = (others.len().max(2) - 1) as f64;
+        for (pos, &j) in others.iter().enumerate() {
+            r[i][j] = 1.0 - 2.0 * pos as f64 / span;
+        }
+        r[i][i] = 1.0;
+    }
+    (0..c).map(|i| (0..c).map(|j| 0.5 * (r[i][j] + r[j][i])).collect()).collect()
+}
+
+/// How the two similarity matrices of the naming objective are built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum NamingSimilarity {
+    /// Cosine similarity of the centroids and the prior's class similarity, as they are.
+    Cosine,
+    /// Both turned into per-row neighbour ranks (see `rank_matrix`).
+    Rank,
+}
+
 /// Cosine similarity of the rows of a (c x D) matrix.
 pub fn cosine_matrix(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let norms: Vec<f64> = rows.iter().map(|r| r.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12)).collect();
@@ -329,6 +357,23 @@ mod tests {
         assert_eq!(s.class_of, truth);
         assert!(s.score > s.second_score.unwrap());
         assert_eq!(solve_local_search(&p, 30, 1).class_of, truth);
+        // The rank-based similarity names the same rotation correctly too.
+        let ranked = NamingProblem {
+            cluster_similarity: standardize(&rank_matrix(&cosine_matrix(&centroids))),
+            class_similarity: standardize(&rank_matrix(&cosine_matrix(&names))),
+            sizes: None,
+        };
+        assert_eq!(solve_exact(&ranked).class_of, truth);
+    }
+
+    #[test]
+    fn rank_matrix_keeps_only_the_order() {
+        let m = vec![vec![1.0, 0.9, 0.1], vec![0.9, 1.0, 0.5], vec![0.1, 0.5, 1.0]];
+        let squashed: Vec<Vec<f64>> = m.iter().map(|r| r.iter().map(|v: &f64| v.powi(3)).collect()).collect();
+        assert_eq!(rank_matrix(&m), rank_matrix(&squashed));
+        let r = rank_matrix(&m);
+        assert_eq!(r[0][1], 1.0); // 0's and 1's nearest neighbour is each other
+        assert_eq!(r[0][2], -1.0); // 0 and 2 are each other's farthest
     }
 
     #[test]
@@ -371,11 +416,15 @@ pub struct NamingParams {
     pub size_weight: f64,
     /// Largest c solved exactly; above it, restarted local search.
     pub exact_limit: usize,
+    pub similarity: NamingSimilarity,
+    /// Use the named clusters as the classifier (nearest centroid, then its cluster's name)
+    /// and skip stage III.
+    pub classifier_only: bool,
 }
 
 impl Default for NamingParams {
     fn default() -> Self {
-        NamingParams { init_stage_three: false, size_weight: 0.0, exact_limit: 10 }
+        NamingParams { init_stage_three: false, size_weight: 0.0, exact_limit: 10, similarity: NamingSimilarity::Cosine, classifier_only: false }
     }
 }
 
@@ -391,9 +440,13 @@ pub fn name_clusters(
 ) -> (NamingProblem, Naming) {
     let total = cluster_sizes.iter().sum::<usize>().max(1) as f64;
     let proportions: Vec<f64> = cluster_sizes.iter().map(|&s| s as f64 / total).collect();
+    let (clusters, classes) = match params.similarity {
+        NamingSimilarity::Cosine => (cosine_matrix(centroids), class_similarity.to_vec()),
+        NamingSimilarity::Rank => (rank_matrix(&cosine_matrix(centroids)), rank_matrix(class_similarity)),
+    };
     let problem = NamingProblem {
-        cluster_similarity: standardize(&cosine_matrix(centroids)),
-        class_similarity: standardize(class_similarity),
+        cluster_similarity: standardize(&clusters),
+        class_similarity: standardize(&classes),
         sizes: (params.size_weight > 0.0).then(|| (proportions, alpha.to_vec(), params.size_weight)),
     };
     let solution = solve(&problem, params.exact_limit, seed);

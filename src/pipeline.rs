@@ -94,7 +94,8 @@ impl FeatureData {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeedRecord {
     pub seed: u64,
-    /// Label-free model-selection value: the lowest windowed training loss of stage III.
+    /// Label-free model-selection value, lower is better: the lowest windowed training loss of
+    /// stage III (with `naming_only`: minus the naming objective).
     pub best_window_loss: f64,
     pub best_step: usize,
     /// class_of[cluster] found by naming the clusters by geometry.

@@ -139,7 +139,8 @@ pub fn write_report(r: &ReportInputs) -> Result<Vec<String>> {
         }
         None => md.push_str("## Results\n\nThe dataset has no test labels: accuracy is not measured.\n"),
     }
-    let _ = writeln!(md, "\nThe classifier `zerolabel predict` uses is seed {}'s, the seed with the lowest stage-III training loss (a label-free choice).\n", r.selected_seed);
+    let choice = if cfg.stages.naming_only { "the highest naming objective (stage III skipped: the classifier is the named nearest centroid)" } else { "the lowest stage-III training loss" };
+    let _ = writeln!(md, "\nThe classifier `zerolabel predict` uses is seed {}'s, the seed with {choice} (a label-free choice).\n", r.selected_seed);
 
     // Stages.
     let _ = writeln!(md, "## Stages\n\n| stage | folder | reused | wall time (s) | peak memory (MiB) |\n| --- | --- | --- | --- | --- |");
@@ -289,7 +290,7 @@ pub fn write_report(r: &ReportInputs) -> Result<Vec<String>> {
             }
         }
     } else {
-        notes.push("Figure 4B skipped ([report] sk_comparison = false)".into());
+        notes.push(if cfg.stages.naming_only { "Figure 4B skipped (naming only: no stage III)" } else { "Figure 4B skipped ([report] sk_comparison = false)" }.into());
     }
 
     // Naming confidence.

@@ -226,7 +226,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let selected = records.iter().min_by(|a, b| a.best_window_loss.total_cmp(&b.best_window_loss)).expect("at least one seed");
 
     // Figure 4B's L_sk classifier on the selected seed's clusters.
-    let sk_path = if config.report.sk_comparison {
+    let sk_path = if config.report.sk_comparison && !params.naming.classifier_only {
         let key = format!("{match_key}/sk-seed-{}", selected.seed);
         let done = match_dir.join(format!("sk-seed-{}", selected.seed)).join("classifier.safetensors").exists();
         let dir = stage(out, "match", &key, done, opts.quiet, &mut stages, |_| {
@@ -248,7 +248,11 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         "backbone_checkpoint": rel(&best),
         "classifier": rel(&pipeline::seed_dir(&match_dir, selected.seed).join("classifier.safetensors")),
         "seed": selected.seed,
-        "selection": "lowest windowed stage-III training loss over the seeds (no labels)",
+        "selection": if params.naming.classifier_only {
+            "named clusters (no stage III); the seed with the highest naming objective (no labels)"
+        } else {
+            "lowest windowed stage-III training loss over the seeds (no labels)"
+        },
     });
     io::write_json_atomic(&out.join("model.json"), &model)?;
 

@@ -183,8 +183,18 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
             p.epochs
         );
     }
-    if trained_epochs < p.epochs && config.data.format != DatasetFormat::Folder {
-        // A class list that does not fit the data fails now, not after stage I.
+    // A class list that does not fit the data fails now, not after stage I.
+    if config.data.format == DatasetFormat::Folder {
+        let subfolders = crate::data::images::folder_classes(&config.data.data)?;
+        if !subfolders.is_empty() && subfolders.len() != c {
+            return Err(Error::ClassCount {
+                what: format!("{}: class names", config.data.data.display()),
+                expected: format!("the folder has {} class subfolders ({}): give one name per subfolder, in sorted order", subfolders.len(), subfolders.join(", ")),
+                got: c,
+            }
+            .into());
+        }
+    } else if trained_epochs < p.epochs {
         let test = config.data.read(crate::data::images::Split::Test)?;
         if let Some(labels) = &test.labels {
             crate::data::features::check_class_count(labels, c, &config.data.data)?;

@@ -165,3 +165,23 @@ fn wrong_class_count_fails_before_training() {
     assert!(started.elapsed().as_secs_f64() < 30.0);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// An image folder with one subfolder per class: a class list of another length fails at once.
+#[test]
+fn folder_class_count_is_checked_before_training() {
+    let root = std::env::temp_dir().join(format!("zl-run-folder-{}", std::process::id()));
+    for class in ["a", "b", "c"] {
+        std::fs::create_dir_all(root.join("images").join(class)).unwrap();
+        image::GrayImage::from_pixel(8, 8, image::Luma([100])).save(root.join("images").join(class).join("x.png")).unwrap();
+    }
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/my-images.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_zerolabel"))
+        .args(["run", "--quiet", "--config", config.to_str().unwrap(), "--out", root.join("run").to_str().unwrap()])
+        .args(["--set", &format!("data.path={}", root.join("images").display()), "--set", "classes.names=[\"cat\",\"dog\"]"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("2 classes given") && stderr.contains("3 class subfolders (a, b, c)"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -325,6 +325,23 @@ pub fn read_folder(dir: &Path, size: usize) -> Result<ImageSet> {
     Ok(set)
 }
 
+/// The class subfolders of a labelled image folder (sorted), without decoding any image: empty
+/// when the folder holds images directly (no labels).
+pub fn folder_classes(dir: &Path) -> Result<Vec<String>> {
+    let mut subdirs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if is_image(&path) {
+            return Ok(vec![]);
+        }
+        if path.is_dir() {
+            subdirs.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+    }
+    subdirs.sort();
+    Ok(subdirs)
+}
+
 pub fn is_image(path: &Path) -> bool {
     path.extension().map(|e| e.to_string_lossy().to_lowercase()).is_some_and(|e| matches!(e.as_str(), "png" | "jpg" | "jpeg"))
 }

@@ -118,12 +118,7 @@ pub fn run_seed(inputs: &Inputs, params: &PipelineParams, seed: u64, log: &mut J
     let cluster_seconds = t0.elapsed().as_secs_f64();
     let (naming, naming_interchangeable) = name_clusters(&clustering, inputs, &params.naming, seed)?;
     let t1 = std::time::Instant::now();
-    // Row k of a classifier built from named clusters is the centroid of the cluster named k.
-    let mut cluster_of_class = vec![0i64; naming.class_of.len()];
-    for (cluster, &class) in naming.class_of.iter().enumerate() {
-        cluster_of_class[class] = cluster as i64;
-    }
-    let named_centroids = clustering.centroids.index_select(0, &Tensor::from_slice(&cluster_of_class).to_device(clustering.centroids.device()));
+    let named_centroids = named_centroids(&clustering.centroids, &naming.class_of);
     let matching = if params.naming.classifier_only {
         let classifier = matching::nearest_centroid_classifier(&named_centroids);
         // No training loss: seeds are compared by their naming objective (lower is better).
@@ -139,6 +134,15 @@ pub fn run_seed(inputs: &Inputs, params: &PipelineParams, seed: u64, log: &mut J
     let test_clusters = clustering.predict(inputs.test);
     let naming_predictions = test_clusters.iter().map(|&k| naming.class_of[k as usize] as i64).collect();
     Ok(SeedRun { seed, clustering, matching, test_predictions, test_clusters, naming, naming_predictions, naming_interchangeable, cluster_seconds, match_seconds })
+}
+
+/// The centroids in class order: row k is the centroid of the cluster named k (`class_of[cluster]`).
+pub fn named_centroids(centroids: &Tensor, class_of: &[usize]) -> Tensor {
+    let mut cluster_of_class = vec![0i64; class_of.len()];
+    for (cluster, &class) in class_of.iter().enumerate() {
+        cluster_of_class[class] = cluster as i64;
+    }
+    centroids.index_select(0, &Tensor::from_slice(&cluster_of_class).to_device(centroids.device()))
 }
 
 /// Names the clusters of a seed by matching centroid geometry to class-name geometry; also

@@ -189,11 +189,7 @@ pub fn sk_classifier(prior: &LabelPrior, params: &PipelineParams, data: &Feature
     };
     let centroids = if params.naming.init_stage_three {
         // As in the main run: row k starts at the centroid of the cluster named k.
-        let mut cluster_of_class = vec![0i64; record.naming_class_of.len()];
-        for (cluster, &class) in record.naming_class_of.iter().enumerate() {
-            cluster_of_class[class] = cluster as i64;
-        }
-        centroids.index_select(0, &Tensor::from_slice(&cluster_of_class))
+        experiment::named_centroids(&centroids, &record.naming_class_of)
     } else {
         centroids
     };

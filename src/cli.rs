@@ -301,7 +301,7 @@ fn cmd_ablate(args: AblateArgs, quiet: bool) -> Result<()> {
         _ => None,
     };
     let atoms = PriorAtoms::new(&prior);
-    let inputs = Inputs { train: &data.train, test: &data.test, atoms: &atoms, n_classes: c, class_similarity: &prior.similarity, alpha: &prior.alpha };
+    let inputs = Inputs::new(&prior, &atoms, &data.train, &data.test);
     let out = &args.features.out;
     let mut log = JsonLines::create(&out.join("train_log.jsonl"))?;
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); ABLATIONS.len()];

@@ -8,6 +8,7 @@ use crate::io::JsonLines;
 use crate::matching::{self, ClassifierInit, Classifier, Matching, MatchingLoss, MatchingParams};
 use crate::naming::{self, Naming, NamingParams};
 use crate::prior::sampler::PriorAtoms;
+use crate::prior::LabelPrior;
 use crate::progress;
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,13 @@ pub struct Inputs<'a> {
     /// The prior's class similarity and proportions, for naming clusters by geometry.
     pub class_similarity: &'a [Vec<f64>],
     pub alpha: &'a [f64],
+}
+
+impl<'a> Inputs<'a> {
+    /// Features with the prior's atoms, class count, similarity and proportions.
+    pub fn new(prior: &'a LabelPrior, atoms: &'a PriorAtoms, train: &'a Tensor, test: &'a Tensor) -> Self {
+        Inputs { train, test, atoms, n_classes: prior.n_classes(), class_similarity: &prior.similarity, alpha: &prior.alpha }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -4,6 +4,7 @@
 //! classifiers, clusters, predictions -> evaluation.
 use crate::backbone::pretrain::{self, KnnMonitor, PretrainOptions, PretrainOutcome};
 use crate::backbone::simclr::{self, SimclrModel};
+use crate::cluster::Clustering;
 use crate::config::{DatasetArgs, PretrainSettings, StageArgs};
 use crate::data::features::{self, check_labels, l2_normalize};
 use crate::data::images::Split;
@@ -123,7 +124,7 @@ pub fn seed_dir(out: &Path, seed: u64) -> PathBuf {
 pub fn match_stage(prior: &LabelPrior, params: &PipelineParams, stages: &StageArgs, data: &FeatureData, out: &Path, reuse: bool, quiet: bool) -> Result<Vec<SeedRecord>> {
     let c = prior.n_classes();
     let atoms = PriorAtoms::new(prior);
-    let inputs = Inputs { train: &data.train, test: &data.test, atoms: &atoms, n_classes: c, class_similarity: &prior.similarity, alpha: &prior.alpha };
+    let inputs = Inputs::new(prior, &atoms, &data.train, &data.test);
     let mut records = Vec::new();
     for seed in stages.seed_list() {
         let dir = seed_dir(out, seed);
@@ -182,31 +183,33 @@ pub fn sk_classifier(prior: &LabelPrior, params: &PipelineParams, data: &Feature
     if path.exists() {
         return Ok(path);
     }
-    let clusters = Tensor::read_safetensors(seed_dir(match_dir, seed).join("clusters.safetensors"))?;
-    let get = |name: &str| clusters.iter().find(|(n, _)| n == name).map(|(_, t)| t.shallow_clone());
-    let (Some(centroids), Some(assignments)) = (get("centroids"), get("assignments")) else {
-        bail!("{}: no centroids/assignments", seed_dir(match_dir, seed).join("clusters.safetensors").display());
-    };
+    let saved = load_clusters(match_dir, seed)?;
     let centroids = if params.naming.init_stage_three {
         // As in the main run: row k starts at the centroid of the cluster named k.
-        experiment::named_centroids(&centroids, &record.naming_class_of)
+        experiment::named_centroids(&saved.centroids, &record.naming_class_of)
     } else {
-        centroids
+        saved.centroids
     };
-    let clustering = crate::cluster::Clustering {
-        centroids: centroids.to_device(data.train.device()),
-        assignments: Vec::<i64>::try_from(&assignments)?,
-        curve: vec![],
-    };
+    let clustering = Clustering { centroids: centroids.to_device(data.train.device()), ..saved };
     let atoms = PriorAtoms::new(prior);
-    let c = prior.n_classes();
-    let inputs = Inputs { train: &data.train, test: &data.test, atoms: &atoms, n_classes: c, class_similarity: &prior.similarity, alpha: &prior.alpha };
+    let inputs = Inputs::new(prior, &atoms, &data.train, &data.test);
     let mut sk = params.matching.clone();
     sk.loss = MatchingLoss::Sk;
     let mut log = JsonLines::create(&dir.join("train_log.jsonl"))?;
     let matching = experiment::run_matching(&data.train, Some(&clustering), &inputs, &sk, seed, "sk", &mut log, quiet)?;
     matching.classifier.save(&path)?;
     Ok(path)
+}
+
+/// The stage II result of a seed saved by `match_stage` (centroids on the CPU, assignments).
+pub fn load_clusters(match_dir: &Path, seed: u64) -> Result<Clustering> {
+    let path = seed_dir(match_dir, seed).join("clusters.safetensors");
+    let tensors = Tensor::read_safetensors(&path).map_err(|e| Error::format(&path, format!("not a clusters file: {e}")))?;
+    let get = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t.shallow_clone());
+    let (Some(centroids), Some(assignments)) = (get("centroids"), get("assignments")) else {
+        bail!("{}: no centroids/assignments", path.display());
+    };
+    Ok(Clustering { centroids, assignments: Vec::<i64>::try_from(&assignments)?, curve: vec![] })
 }
 
 /// Loads a classifier saved by `match_stage`.

@@ -251,43 +251,40 @@ pub fn write_report(r: &ReportInputs) -> Result<Vec<String>> {
     // Figure 4B: predicted-class distribution of a few clusters under L_sk and L_cgsk.
     if let Some(sk_path) = r.sk_classifier {
         let sk = Classifier::load(sk_path)?;
-        let clusters = Tensor::read_safetensors(pipeline::seed_dir(r.match_dir, r.selected_seed).join("clusters.safetensors"))?;
-        if let Some((_, centroids)) = clusters.iter().find(|(n, _)| n == "centroids") {
-            let test = r.test.to_device(tch::Device::Cpu);
-            let clustering = crate::cluster::Clustering { centroids: centroids.shallow_clone(), assignments: vec![], curve: vec![] };
-            let members = clustering.predict(&test);
-            let (pred_cgsk, pred_sk) = (selected.predict(&test), sk.predict(&test));
-            let k = clustering.n_clusters();
-            let mut sizes: Vec<(usize, usize)> = (0..k).map(|j| (members.iter().filter(|&&m| m as usize == j).count(), j)).collect();
-            sizes.sort_by(|a, b| b.cmp(a));
-            let shown: Vec<usize> = sizes.iter().take(cfg.report.figure_clusters.max(1)).map(|s| s.1).collect();
-            let _ = writeln!(md, "## Figure 4B: predicted classes within clusters, L_sk vs L_cgsk (seed {})\n", r.selected_seed);
-            let _ = writeln!(md, "| cluster (test members) | L_sk: top class (share) | L_cgsk: top class (share) |\n| --- | --- | --- |");
-            let mut panels = Vec::new();
-            for &j in &shown {
-                let idx: Vec<usize> = members.iter().enumerate().filter(|(_, m)| **m as usize == j).map(|(i, _)| i).collect();
-                let hist = |pred: &[i64]| -> Vec<f64> {
-                    let mut h = vec![0.0; c];
-                    idx.iter().for_each(|&i| h[pred[i] as usize] += 1.0);
-                    h.iter().map(|v| v / idx.len().max(1) as f64).collect()
-                };
-                let (h_sk, h_cg) = (hist(&pred_sk), hist(&pred_cgsk));
-                let top = |h: &[f64]| {
-                    let t = (0..c).max_by(|&a, &b| h[a].total_cmp(&h[b])).unwrap_or(0);
-                    format!("{} ({:.0}%)", names[t], 100.0 * h[t])
-                };
-                let _ = writeln!(md, "| {j} ({}) | {} | {} |", idx.len(), top(&h_sk), top(&h_cg));
-                if let Some(font) = &font {
-                    panels.push(plot::bar_chart(font, &format!("Cluster {j} ({} test images)", idx.len()), "share of the cluster", names,
-                        &[("L_sk".into(), h_sk), ("L_cgsk".into(), h_cg)], Some((0.0, 1.0)), &[], 520, 340));
-                }
+        let clustering = pipeline::load_clusters(r.match_dir, r.selected_seed)?;
+        let test = r.test.to_device(tch::Device::Cpu);
+        let members = clustering.predict(&test);
+        let (pred_cgsk, pred_sk) = (selected.predict(&test), sk.predict(&test));
+        let k = clustering.n_clusters();
+        let mut sizes: Vec<(usize, usize)> = (0..k).map(|j| (members.iter().filter(|&&m| m as usize == j).count(), j)).collect();
+        sizes.sort_by(|a, b| b.cmp(a));
+        let shown: Vec<usize> = sizes.iter().take(cfg.report.figure_clusters.max(1)).map(|s| s.1).collect();
+        let _ = writeln!(md, "## Figure 4B: predicted classes within clusters, L_sk vs L_cgsk (seed {})\n", r.selected_seed);
+        let _ = writeln!(md, "| cluster (test members) | L_sk: top class (share) | L_cgsk: top class (share) |\n| --- | --- | --- |");
+        let mut panels = Vec::new();
+        for &j in &shown {
+            let idx: Vec<usize> = members.iter().enumerate().filter(|(_, m)| **m as usize == j).map(|(i, _)| i).collect();
+            let hist = |pred: &[i64]| -> Vec<f64> {
+                let mut h = vec![0.0; c];
+                idx.iter().for_each(|&i| h[pred[i] as usize] += 1.0);
+                h.iter().map(|v| v / idx.len().max(1) as f64).collect()
+            };
+            let (h_sk, h_cg) = (hist(&pred_sk), hist(&pred_cgsk));
+            let top = |h: &[f64]| {
+                let t = (0..c).max_by(|&a, &b| h[a].total_cmp(&h[b])).unwrap_or(0);
+                format!("{} ({:.0}%)", names[t], 100.0 * h[t])
+            };
+            let _ = writeln!(md, "| {j} ({}) | {} | {} |", idx.len(), top(&h_sk), top(&h_cg));
+            if let Some(font) = &font {
+                panels.push(plot::bar_chart(font, &format!("Cluster {j} ({} test images)", idx.len()), "share of the cluster", names,
+                    &[("L_sk".into(), h_sk), ("L_cgsk".into(), h_cg)], Some((0.0, 1.0)), &[], 520, 340));
             }
-            let _ = writeln!(md, "\nUnder L_cgsk the members of a cluster should share one predicted class; under L_sk they may spread.\n");
-            if !panels.is_empty() {
-                let rows: Vec<_> = panels.chunks(2).map(plot::hstack).collect();
-                plot::save_png(&plot::vstack(&rows), &plots.join("figure4b.png"))?;
-                let _ = writeln!(md, "![Figure 4B](plots/figure4b.png)\n");
-            }
+        }
+        let _ = writeln!(md, "\nUnder L_cgsk the members of a cluster should share one predicted class; under L_sk they may spread.\n");
+        if !panels.is_empty() {
+            let rows: Vec<_> = panels.chunks(2).map(plot::hstack).collect();
+            plot::save_png(&plot::vstack(&rows), &plots.join("figure4b.png"))?;
+            let _ = writeln!(md, "![Figure 4B](plots/figure4b.png)\n");
         }
     } else {
         notes.push(if cfg.stages.naming_only { "Figure 4B skipped (naming only: no stage III)" } else { "Figure 4B skipped ([report] sk_comparison = false)" }.into());

@@ -161,9 +161,28 @@ pub struct CpuTransport {
 const SCALING_MIN: f64 = 1e-100;
 const SCALING_MAX: f64 = 1e100;
 
+/// Rows of the kernel per block. The kernel is stored in blocks of LANES consecutive rows i:
+/// block k holds K_ij for i in k*LANES..(k+1)*LANES (zero past n) and every j, as m runs of
+/// LANES values. One iteration then sweeps the kernel once: for each block, the u update
+/// reads the block (m x LANES, about 8 KB at m = 60) with register accumulators, and the
+/// column sums sum_i K_ij a_i u_i read it again from the L1 cache into per-column lane
+/// accumulators. Two passes over the whole kernel per iteration read it twice from L2.
+const LANES: usize = 16;
+
+/// The number of LANES-row blocks that hold n rows.
+fn blocks_for(n: usize) -> usize {
+    n.div_ceil(LANES)
+}
+
+/// Position of K_ij in the blocked layout.
+#[inline(always)]
+fn blocked_index(i: usize, j: usize, m: usize) -> usize {
+    (i / LANES) * m * LANES + j * LANES + i % LANES
+}
+
 /// The kernel and marginals of one scaling phase.
 struct Scaling<'a> {
-    /// K transposed: (m, n) row-major.
+    /// K in LANES-row blocks (see `LANES`).
     kernel: &'a [f64],
     /// How many columns of the larger problem each column stands for (stopping rule only).
     copies: &'a [f64],
@@ -175,43 +194,20 @@ struct Scaling<'a> {
 
 /// Runs scaling iterations until the stopping rule holds (returns true), u or v leave the
 /// safe range, or `budget` iterations are used; returns (converged, iterations used).
-/// Dispatches to a copy compiled for AVX2 where the processor has it (the two matrix-vector
-/// products are the hot loop of stage III).
-fn scaling_iterations(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
+fn scaling_iterations(s: &Scaling, u: &mut [f64], v: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
     if SOLVER_THREADS.load(Ordering::Relaxed) >= 2 && s.n >= 128 {
         return scaling_iterations_two_threads(s, u, v, eps, tolerance, budget);
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just detected on this processor.
-            return unsafe { scaling_iterations_avx2(s, u, v, scratch, eps, tolerance, budget) };
-        }
-    }
-    scaling_iterations_generic(s, u, v, scratch, eps, tolerance, budget)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn scaling_iterations_avx2(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
-    scaling_iterations_generic(s, u, v, scratch, eps, tolerance, budget)
-}
-
-#[inline(always)]
-fn scaling_iterations_generic(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
-    // The kernel is stored transposed (m rows of length n): the u update is then m contiguous
-    // axpy's into an n-vector and the v update m long dot products, both free of short
-    // horizontal reductions, and the reciprocals run as vector loops.
-    let (n, m) = (s.n, s.m);
-    let (mut sums, mut scaled_u) = (vec![0.0; n], vec![0.0; n]);
     let (mut last_u, mut last_v) = (u.to_vec(), v.to_vec());
+    let mut column = vec![0.0; s.m];
+    let mut sweep = Sweep::new(s.m);
     for used in 1..=budget {
         last_u.copy_from_slice(u);
         last_v.copy_from_slice(v);
         // u_i = 1 / sum_j K_ij b_j v_j, then the column sums sum_i K_ij a_i u_i, over all rows.
-        let (change_u, ok_u) = half_iteration(s, 0, n, v, u, &mut scratch[..m], &mut sums, &mut scaled_u);
+        let (change_u, ok_u) = sweep.run(s, 0..blocks_for(s.n), v, u, &mut column);
         // v_j = 1 / sum_i K_ij a_i u_i
-        let (change_v, ok_v) = reciprocal_update(&scratch[..m], v, Some(s.copies));
+        let (change_v, ok_v) = reciprocal_update(&column, v, s.copies);
         if eps * (change_u + change_v) < tolerance {
             return (true, used);
         }
@@ -225,46 +221,219 @@ fn scaling_iterations_generic(s: &Scaling, u: &mut [f64], v: &mut [f64], scratch
     (false, budget)
 }
 
-/// x_i <- 1 / sums_i. Returns the summed bound on |ln(x_new / x_old)| and whether every new
-/// value stays inside [SCALING_MIN, SCALING_MAX] (finite). Eight lanes, so the divisions vectorise.
-#[inline(always)]
-fn reciprocal_update(sums: &[f64], x: &mut [f64], weights: Option<&[f64]>) -> (f64, bool) {
-    if let Some(w) = weights {
-        // Few columns (atoms): a plain loop.
-        let mut total = 0.0;
-        let mut ok = true;
-        for ((xk, sk), wk) in x.iter_mut().zip(sums).zip(w) {
-            let next = 1.0 / sk;
-            total += wk * log_ratio_bound(next, *xk);
-            ok &= (SCALING_MIN..=SCALING_MAX).contains(&next);
-            *xk = next;
-        }
-        return (total, ok && total.is_finite());
-    }
-    let mut change = [0.0f64; 8];
-    let (mut lo, mut hi) = ([f64::INFINITY; 8], [0.0f64; 8]);
-    let mut chunks = x.chunks_exact_mut(8);
-    let mut sum_chunks = sums.chunks_exact(8);
-    for (xc, sc) in (&mut chunks).zip(&mut sum_chunks) {
-        for k in 0..8 {
-            let next = 1.0 / sc[k];
-            change[k] += log_ratio_bound(next, xc[k]);
-            lo[k] = lo[k].min(next);
-            hi[k] = hi[k].max(next);
-            xc[k] = next;
-        }
-    }
-    let mut total: f64 = change.iter().sum();
-    let (mut min, mut max) = (lo.iter().fold(f64::INFINITY, |a, &b| a.min(b)), hi.iter().fold(0.0f64, |a, &b| a.max(b)));
-    for (xk, sk) in chunks.into_remainder().iter_mut().zip(sum_chunks.remainder()) {
+/// v_j <- 1 / sums_j. Returns the bound on sum_j copies_j |ln(v_new / v_old)| and whether
+/// every new value stays inside [SCALING_MIN, SCALING_MAX] (finite).
+fn reciprocal_update(sums: &[f64], x: &mut [f64], copies: &[f64]) -> (f64, bool) {
+    let mut total = 0.0;
+    let mut ok = true;
+    for ((xk, sk), wk) in x.iter_mut().zip(sums).zip(copies) {
         let next = 1.0 / sk;
-        total += log_ratio_bound(next, *xk);
-        min = min.min(next);
-        max = max.max(next);
+        total += wk * log_ratio_bound(next, *xk);
+        ok &= (SCALING_MIN..=SCALING_MAX).contains(&next);
         *xk = next;
     }
-    // NaN fails both comparisons below.
-    (total, min >= SCALING_MIN && max <= SCALING_MAX && total.is_finite())
+    (total, ok && total.is_finite())
+}
+
+/// Scratch space of one thread's sweeps: b_j v_j and four partial column sums per column.
+struct Sweep {
+    bv: Vec<f64>,
+    partial: Vec<[f64; 4]>,
+}
+
+impl Sweep {
+    fn new(m: usize) -> Self {
+        Sweep { bv: vec![0.0; m], partial: vec![[0.0; 4]; m] }
+    }
+
+    /// One thread's share of an iteration: the u of the rows in `blocks` from `v` (`u_rows`
+    /// starts at the first row of the first block), and their part of the column sums
+    /// sum_i K_ij a_i u_i into `column`. Returns (change bound of u, all of u in range).
+    fn run(&mut self, s: &Scaling, blocks: std::ops::Range<usize>, v: &[f64], u_rows: &mut [f64], column: &mut [f64]) -> (f64, bool) {
+        let kernels = BlockKernels::detect();
+        #[cfg(target_arch = "x86_64")]
+        if kernels.avx2 {
+            // SAFETY: AVX2 and FMA were detected on this processor.
+            return unsafe { self.run_avx2(s, blocks, v, u_rows, column, kernels) };
+        }
+        self.run_with(s, blocks, v, u_rows, column, kernels)
+    }
+
+    /// `run_with` compiled for AVX2, so that its lane-wise loops use the wide registers too.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&mut self, s: &Scaling, blocks: std::ops::Range<usize>, v: &[f64], u_rows: &mut [f64], column: &mut [f64], kernels: BlockKernels) -> (f64, bool) {
+        self.run_with(s, blocks, v, u_rows, column, kernels)
+    }
+
+    #[inline(always)]
+    fn run_with(&mut self, s: &Scaling, blocks: std::ops::Range<usize>, v: &[f64], u_rows: &mut [f64], column: &mut [f64], kernels: BlockKernels) -> (f64, bool) {
+        let m = s.m;
+        for ((bv, b), v) in self.bv.iter_mut().zip(s.b).zip(v) {
+            *bv = b * v;
+        }
+        self.partial.fill([0.0; 4]);
+        let (mut change, mut ok) = (0.0, true);
+        let (mut lane_change, mut lane_min, mut lane_max) = ([0.0f64; LANES], [SCALING_MAX; LANES], [SCALING_MIN; LANES]);
+        let first_row = blocks.start * LANES;
+        for block in blocks {
+            let slab = &s.kernel[block * m * LANES..(block + 1) * m * LANES];
+            // sums_i = sum_j K_ij b_j v_j for the block's rows.
+            let sums = kernels.row_sums(slab, &self.bv);
+            // u_i = 1 / sums_i and a_i u_i (zero for the padded rows of the last block).
+            let row0 = block * LANES;
+            let valid = LANES.min(s.n - row0);
+            let local = row0 - first_row;
+            let mut scaled = [0.0f64; LANES];
+            if valid == LANES {
+                // Lane-wise, so that the divisions vectorise.
+                let u: &mut [f64; LANES] = (&mut u_rows[local..local + LANES]).try_into().expect("a full block");
+                let a: &[f64; LANES] = s.a[row0..row0 + LANES].try_into().expect("a full block");
+                for l in 0..LANES {
+                    let next = 1.0 / sums[l];
+                    lane_change[l] += log_ratio_bound(next, u[l]);
+                    lane_min[l] = lane_min[l].min(next);
+                    lane_max[l] = lane_max[l].max(next);
+                    u[l] = next;
+                    scaled[l] = a[l] * next;
+                }
+            } else {
+                for l in 0..valid {
+                    let next = 1.0 / sums[l];
+                    change += log_ratio_bound(next, u_rows[local + l]);
+                    ok &= (SCALING_MIN..=SCALING_MAX).contains(&next);
+                    u_rows[local + l] = next;
+                    scaled[l] = s.a[row0 + l] * next;
+                }
+            }
+            // Column sums, from the block still in the L1 cache.
+            kernels.add_column_sums(slab, &scaled, &mut self.partial);
+        }
+        for (total, p) in column.iter_mut().zip(&self.partial) {
+            *total = (p[0] + p[1]) + (p[2] + p[3]);
+        }
+        change += lane_change.iter().sum::<f64>();
+        // NaN fails both comparisons.
+        ok &= lane_min.iter().all(|&x| x >= SCALING_MIN) && lane_max.iter().all(|&x| x <= SCALING_MAX);
+        (change, ok && change.is_finite())
+    }
+}
+
+/// The two loops over a kernel block, with AVX2 + FMA where the processor has them (the hot
+/// loop of stage III) and portable code elsewhere.
+#[derive(Clone, Copy)]
+struct BlockKernels {
+    avx2: bool,
+}
+
+impl BlockKernels {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            BlockKernels { avx2: std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            BlockKernels { avx2: false }
+        }
+    }
+
+    /// sum_j slab[j][l] bv[j] for each of the LANES rows l.
+    #[inline(always)]
+    fn row_sums(self, slab: &[f64], bv: &[f64]) -> [f64; LANES] {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: AVX2 and FMA were detected; `slab` holds bv.len() runs of LANES values.
+            return unsafe { simd::row_sums(slab, bv) };
+        }
+        let mut sums = [0.0f64; LANES];
+        for (row, c) in slab.chunks_exact(LANES).zip(bv) {
+            for l in 0..LANES {
+                sums[l] += row[l] * c;
+            }
+        }
+        sums
+    }
+
+    /// partial[j][l % 4] += sum over the block's rows l of slab[j][l] scaled[l].
+    #[inline(always)]
+    fn add_column_sums(self, slab: &[f64], scaled: &[f64; LANES], partial: &mut [[f64; 4]]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: AVX2 and FMA were detected; `slab` holds partial.len() runs of LANES values.
+            return unsafe { simd::add_column_sums(slab, scaled, partial) };
+        }
+        for (row, p) in slab.chunks_exact(LANES).zip(partial.iter_mut()) {
+            for l in 0..LANES {
+                p[l % 4] += row[l] * scaled[l];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    /// AVX2 `row_sums`: four registers of four rows, two independent chains over j.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn row_sums(slab: &[f64], bv: &[f64]) -> [f64; LANES] {
+        let m = bv.len();
+        assert!(slab.len() >= m * LANES);
+        let p = slab.as_ptr();
+        let mut even = [_mm256_setzero_pd(); 4];
+        let mut odd = [_mm256_setzero_pd(); 4];
+        let mut j = 0;
+        // SAFETY (all loads): j < m and k < 4, so j * LANES + 4 * k + 3 < m * LANES <= slab.len().
+        unsafe {
+            while j + 1 < m {
+                let (c0, c1) = (_mm256_set1_pd(bv[j]), _mm256_set1_pd(bv[j + 1]));
+                for k in 0..4 {
+                    even[k] = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j * LANES + 4 * k)), c0, even[k]);
+                    odd[k] = _mm256_fmadd_pd(_mm256_loadu_pd(p.add((j + 1) * LANES + 4 * k)), c1, odd[k]);
+                }
+                j += 2;
+            }
+            if j < m {
+                let c0 = _mm256_set1_pd(bv[j]);
+                for k in 0..4 {
+                    even[k] = _mm256_fmadd_pd(_mm256_loadu_pd(p.add(j * LANES + 4 * k)), c0, even[k]);
+                }
+            }
+            let mut sums = [0.0f64; LANES];
+            for k in 0..4 {
+                _mm256_storeu_pd(sums.as_mut_ptr().add(4 * k), _mm256_add_pd(even[k], odd[k]));
+            }
+            sums
+        }
+    }
+
+    /// AVX2 `add_column_sums`: per column, the block's 16 products folded into one register.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn add_column_sums(slab: &[f64], scaled: &[f64; LANES], partial: &mut [[f64; 4]]) {
+        assert!(slab.len() >= partial.len() * LANES);
+        let p = slab.as_ptr();
+        // SAFETY (all loads and stores): j < partial.len(), so every row j * LANES + 15 is in
+        // the slab, and each partial[j] is four f64.
+        unsafe {
+            let s = [
+                _mm256_loadu_pd(scaled.as_ptr()),
+                _mm256_loadu_pd(scaled.as_ptr().add(4)),
+                _mm256_loadu_pd(scaled.as_ptr().add(8)),
+                _mm256_loadu_pd(scaled.as_ptr().add(12)),
+            ];
+            for (j, acc) in partial.iter_mut().enumerate() {
+                let row = p.add(j * LANES);
+                let mut t = _mm256_mul_pd(_mm256_loadu_pd(row), s[0]);
+                t = _mm256_fmadd_pd(_mm256_loadu_pd(row.add(4)), s[1], t);
+                t = _mm256_fmadd_pd(_mm256_loadu_pd(row.add(8)), s[2], t);
+                t = _mm256_fmadd_pd(_mm256_loadu_pd(row.add(12)), s[3], t);
+                let out = acc.as_mut_ptr();
+                _mm256_storeu_pd(out, _mm256_add_pd(_mm256_loadu_pd(out), t));
+            }
+        }
+    }
 }
 
 static SOLVER_THREADS: AtomicUsize = AtomicUsize::new(1);
@@ -277,47 +446,6 @@ static SOLVER_THREADS: AtomicUsize = AtomicUsize::new(1);
 /// one-thread results only in rounding.
 pub fn set_solver_threads(threads: usize) {
     SOLVER_THREADS.store(threads.clamp(1, 2), Ordering::Relaxed);
-}
-
-/// One thread's share of an iteration: rows `lo..hi` of u from `v`, then the partial column
-/// sums sum_{i in lo..hi} K_ij a_i u_i into `part`. Returns (change bound, all in range).
-#[inline(always)]
-fn half_iteration(s: &Scaling, lo: usize, hi: usize, v: &[f64], u_half: &mut [f64], part: &mut [f64], sums: &mut [f64], scaled: &mut [f64]) -> (f64, bool) {
-    let (n, m, kt) = (s.n, s.m, s.kernel);
-    sums.fill(0.0);
-    for j in 0..m {
-        let c = s.b[j] * v[j];
-        for (acc, k) in sums.iter_mut().zip(&kt[j * n + lo..j * n + hi]) {
-            *acc += *k as f64 * c;
-        }
-    }
-    let (change, ok) = reciprocal_update(sums, u_half, None);
-    for (k, i) in (lo..hi).enumerate() {
-        scaled[k] = s.a[i] * u_half[k];
-    }
-    for j in 0..m {
-        part[j] = dot(&kt[j * n + lo..j * n + hi], scaled);
-    }
-    (change, ok)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn half_iteration_avx2(s: &Scaling, lo: usize, hi: usize, v: &[f64], u_half: &mut [f64], part: &mut [f64], sums: &mut [f64], scaled: &mut [f64]) -> (f64, bool) {
-    half_iteration(s, lo, hi, v, u_half, part, sums, scaled)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn half_iteration_dispatch(s: &Scaling, lo: usize, hi: usize, v: &[f64], u_half: &mut [f64], part: &mut [f64], sums: &mut [f64], scaled: &mut [f64]) -> (f64, bool) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the features were just detected on this processor.
-            return unsafe { half_iteration_avx2(s, lo, hi, v, u_half, part, sums, scaled) };
-        }
-    }
-    half_iteration(s, lo, hi, v, u_half, part, sums, scaled)
 }
 
 /// Waits until `flag` reaches `target`: spins briefly, then yields the core.
@@ -335,8 +463,10 @@ fn wait_for(flag: &AtomicUsize, target: usize) {
 
 /// `scaling_iterations` with the rows split between the calling thread and one helper.
 fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
-    let (n, m) = (s.n, s.m);
-    let mid = n / 2;
+    let (n_blocks, m) = (blocks_for(s.n), s.m);
+    // Split on a block boundary.
+    let mid_block = n_blocks / 2;
+    let mid = mid_block * LANES;
     let (u_main, u_help) = u.split_at_mut(mid);
     // Shared between the threads: v (f64 bits), the helper's partial sums and results, and
     // two counters (helper done with iteration t; main published v and the decision for t).
@@ -351,8 +481,7 @@ fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps
     let mut result = (false, budget);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let len = n - mid;
-            let (mut sums, mut scaled, mut part) = (vec![0.0; len], vec![0.0; len], vec![0.0; m]);
+            let (mut sweep, mut part) = (Sweep::new(m), vec![0.0; m]);
             let mut last = u_help.to_vec();
             let mut local_v = vec![0.0; m];
             for t in 1..=budget {
@@ -360,7 +489,7 @@ fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps
                     *lv = f64::from_bits(sv.load(Ordering::Relaxed));
                 }
                 last.copy_from_slice(u_help);
-                let (change, ok) = half_iteration_dispatch(s, mid, n, &local_v, u_help, &mut part, &mut sums, &mut scaled);
+                let (change, ok) = sweep.run(s, mid_block..n_blocks, &local_v, u_help, &mut part);
                 for (hp, p) in helper_part.iter().zip(&part) {
                     hp.store(p.to_bits(), Ordering::Relaxed);
                 }
@@ -378,21 +507,21 @@ fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps
                 }
             }
         });
-        let (mut sums, mut scaled, mut part) = (vec![0.0; mid], vec![0.0; mid], vec![0.0; m]);
+        let (mut sweep, mut part) = (Sweep::new(m), vec![0.0; m]);
         let mut last_u = u_main.to_vec();
         let mut last_v = v.to_vec();
         let mut column = vec![0.0; m];
         for t in 1..=budget {
             last_u.copy_from_slice(u_main);
             last_v.copy_from_slice(v);
-            let (change_main, ok_main) = half_iteration_dispatch(s, 0, mid, v, u_main, &mut part, &mut sums, &mut scaled);
+            let (change_main, ok_main) = sweep.run(s, 0..mid_block, v, u_main, &mut part);
             wait_for(&helper_done, t);
             for j in 0..m {
                 column[j] = part[j] + f64::from_bits(helper_part[j].load(Ordering::Relaxed));
             }
             let change_u = change_main + f64::from_bits(helper_change.load(Ordering::Relaxed));
             let ok_u = ok_main && helper_ok.load(Ordering::Relaxed) == 1;
-            let (change_v, ok_v) = reciprocal_update(&column, v, Some(s.copies));
+            let (change_v, ok_v) = reciprocal_update(&column, v, s.copies);
             let (stop, outcome) = if eps * (change_u + change_v) < tolerance {
                 (1, Some((true, t)))
             } else if !(ok_u && ok_v) {
@@ -416,22 +545,6 @@ fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps
         }
     });
     result
-}
-
-/// Dot product with eight independent accumulators, so that the compiler can use SIMD lanes
-/// (a single running sum must be evaluated in order).
-#[inline(always)]
-fn dot(x: &[f64], y: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for k in 0..8 {
-            acc[k] += a[k] * b[k];
-        }
-    }
-    let tail: f64 = xr.iter().zip(yr).map(|(a, b)| a * b).sum();
-    acc.iter().sum::<f64>() + tail
 }
 
 /// An upper bound on |ln(next / previous)| without a logarithm: |ln r| <= |r - 1| / min(r, 1),
@@ -470,61 +583,93 @@ pub fn sinkhorn_cpu(cost: &[f64], n: usize, m: usize, a: &[f64], b: &[f64], copi
     let log_b: Vec<f64> = b.iter().map(|x| x.ln()).collect();
     let mut f = vec![0.0; n];
     let mut g = warm_g.map_or_else(|| vec![0.0; m], <[f64]>::to_vec);
-    let mut kernel = vec![0.0f64; n * m];
+    // Rows past n in the last block stay zero.
+    let mut kernel = vec![0.0f64; blocks_for(n) * LANES * m];
     let (mut u, mut v) = (vec![1.0; n], vec![1.0; m]);
-    let mut scratch = vec![0.0; m];
     let mut iterations = 0;
     let mut converged = false;
     let mut previous: Option<(Vec<f64>, Vec<f64>)> = None;
-    'outer: while iterations < params.max_iters {
+    let mut column_terms = vec![0.0f64; n];
+    while iterations < params.max_iters {
         // Exact log-domain update of f, then g.
         for i in 0..n {
             let row = &cost[i * m..(i + 1) * m];
             f[i] = -eps * log_sum_exp((0..m).map(|j| log_b[j] + (g[j] - row[j]) / eps));
         }
+        // g_j = -eps (M_j + ln S_j) with S_j = sum_i e_ij, e_ij = exp(ln a_i + (f_i - C_ij)/eps - M_j);
+        // then K_ij = exp((f_i + g_j - C_ij)/eps) = e_ij / (a_i S_j): the kernel costs no
+        // exponentials of its own.
         for j in 0..m {
-            g[j] = -eps * log_sum_exp((0..n).map(|i| log_a[i] + (f[i] - cost[i * m + j]) / eps));
+            for (i, term) in column_terms.iter_mut().enumerate() {
+                *term = log_a[i] + (f[i] - cost[i * m + j]) / eps;
+            }
+            let max = column_terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for (i, term) in column_terms.iter().enumerate() {
+                let e = (term - max).exp();
+                kernel[blocked_index(i, j, m)] = e;
+                sum += e;
+            }
+            g[j] = -eps * (max + sum.ln());
+            for i in 0..n {
+                kernel[blocked_index(i, j, m)] /= a[i] * sum;
+            }
         }
         iterations += 1;
+        u.fill(1.0);
+        v.fill(1.0);
         if let Some((pf, pg)) = &previous {
             let change: f64 = f.iter().zip(pf).map(|(x, y)| (x - y).abs()).sum::<f64>()
                 + g.iter().zip(pg).zip(copies).map(|((x, y), c)| c * (x - y).abs()).sum::<f64>();
             if change < params.tolerance {
                 converged = true;
-                break 'outer;
+                break;
             }
         }
-        for i in 0..n {
-            for j in 0..m {
-                kernel[j * n + i] = ((f[i] + g[j] - cost[i * m + j]) / eps).exp();
-            }
+        if iterations >= params.max_iters {
+            break;
         }
-        u.fill(1.0);
-        v.fill(1.0);
-        let (done, used) = scaling_iterations(&Scaling { kernel: &kernel, a, b, copies, n, m }, &mut u, &mut v, &mut scratch, eps, params.tolerance, params.max_iters - iterations);
+        let (done, used) = scaling_iterations(&Scaling { kernel: &kernel, a, b, copies, n, m }, &mut u, &mut v, eps, params.tolerance, params.max_iters - iterations);
         iterations += used;
         converged = done;
-        // Absorb the scalings into the potentials.
-        if u.iter().chain(&v).all(|x| x.is_finite() && *x > 0.0) {
-            for i in 0..n {
-                f[i] += eps * u[i].ln();
-            }
-            for j in 0..m {
-                g[j] += eps * v[j].ln();
-            }
-        }
         if converged || iterations >= params.max_iters {
             break;
         }
+        absorb(&mut f, &mut g, &u, &v, eps);
         previous = Some((f.clone(), g.clone()));
     }
+    // R = diag(a u) K diag(b v), from the last kernel and scalings (kept in range by the
+    // scaling phase; recomputed from the potentials if they are not).
     let mut plan = vec![0.0; n * m];
-    for i in 0..n {
-        for j in 0..m {
-            plan[i * m + j] = (log_a[i] + log_b[j] + (f[i] + g[j] - cost[i * m + j]) / eps).exp();
+    if absorb(&mut f, &mut g, &u, &v, eps) {
+        for i in 0..n {
+            for j in 0..m {
+                plan[i * m + j] = a[i] * u[i] * kernel[blocked_index(i, j, m)] * b[j] * v[j];
+            }
+        }
+    } else {
+        for i in 0..n {
+            for j in 0..m {
+                plan[i * m + j] = (log_a[i] + log_b[j] + (f[i] + g[j] - cost[i * m + j]) / eps).exp();
+            }
         }
     }
     CpuTransport { plan, f, g, iterations, converged }
+}
+
+/// Absorbs the scalings into the potentials (f += eps ln u, g += eps ln v), unless one is not
+/// finite and positive; returns whether it did.
+fn absorb(f: &mut [f64], g: &mut [f64], u: &[f64], v: &[f64], eps: f64) -> bool {
+    if !u.iter().chain(v).all(|x| x.is_finite() && *x > 0.0) {
+        return false;
+    }
+    for (fi, ui) in f.iter_mut().zip(u) {
+        *fi += eps * ui.ln();
+    }
+    for (gj, vj) in g.iter_mut().zip(v) {
+        *gj += eps * vj.ln();
+    }
+    true
 }
 
 /// Largest absolute deviation of the plan's marginals from a and b.
@@ -544,6 +689,55 @@ mod tests {
         assert!(SinkhornParams { tolerance: -1.0, ..Default::default() }.check().is_err());
         assert!(SinkhornParams { max_iters: 0, ..Default::default() }.check().is_err());
         assert!(SinkhornParams::default().check().is_ok());
+    }
+
+    /// The SIMD block loops give the portable loops' sums (up to rounding), padded rows
+    /// included.
+    #[test]
+    fn block_kernels_agree_with_the_portable_loops() {
+        let m = 7;
+        let slab: Vec<f64> = (0..m * LANES).map(|k| ((k * 37 % 101) as f64 + 0.5) / 101.0).collect();
+        let bv: Vec<f64> = (0..m).map(|j| 0.1 + j as f64).collect();
+        let mut scaled = [0.0; LANES];
+        for (l, x) in scaled.iter_mut().enumerate().take(11) {
+            *x = 1.0 / (1.0 + l as f64);
+        }
+        let portable = BlockKernels { avx2: false };
+        let detected = BlockKernels::detect();
+        let (want, got) = (portable.row_sums(&slab, &bv), detected.row_sums(&slab, &bv));
+        for l in 0..LANES {
+            assert!((want[l] - got[l]).abs() < 1e-12 * want[l].abs().max(1.0), "row {l}: {} vs {}", want[l], got[l]);
+        }
+        let (mut want, mut got) = (vec![[1.0; 4]; m], vec![[1.0; 4]; m]);
+        portable.add_column_sums(&slab, &scaled, &mut want);
+        detected.add_column_sums(&slab, &scaled, &mut got);
+        for j in 0..m {
+            let (w, g) = (want[j].iter().sum::<f64>(), got[j].iter().sum::<f64>());
+            let direct: f64 = 4.0 + (0..LANES).map(|l| slab[j * LANES + l] * scaled[l]).sum::<f64>();
+            assert!((w - direct).abs() < 1e-12 && (g - direct).abs() < 1e-12, "column {j}: {w} {g} vs {direct}");
+        }
+    }
+
+    /// n not a multiple of the block size: the padded rows change nothing.
+    #[test]
+    fn blocked_solver_handles_partial_blocks() {
+        for n in [1usize, 5, 16, 17, 33] {
+            let m = 3;
+            let cost: Vec<f64> = (0..n * m).map(|k| ((k * 13 % 7) as f64) / 7.0).collect();
+            let a = vec![1.0 / n as f64; n];
+            let b = vec![0.2, 0.3, 0.5];
+            let params = SinkhornParams { epsilon: 0.2, tolerance: 1e-9, max_iters: 20_000 };
+            let t = sinkhorn_cpu(&cost, n, m, &a, &b, None, &params, None);
+            assert!(t.converged, "n = {n}: {} iterations", t.iterations);
+            for i in 0..n {
+                let row: f64 = t.plan[i * m..(i + 1) * m].iter().sum();
+                assert!((row - a[i]).abs() < 1e-7, "n = {n}, row {i}: {row}");
+            }
+            for j in 0..m {
+                let col: f64 = (0..n).map(|i| t.plan[i * m + j]).sum();
+                assert!((col - b[j]).abs() < 1e-7, "n = {n}, column {j}: {col}");
+            }
+        }
     }
 
     #[test]

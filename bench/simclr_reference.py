@@ -4,7 +4,8 @@ Same model (ResNet-18 with the CIFAR stem and a width multiplier, projection hea
 D -> 512 -> BN -> ReLU -> 128), batch, loss (NT-Xent, temperature 0.5), optimiser (Adam lr 1e-3,
 weight decay 1e-6) and augmentations (torchvision v2: RandomResizedCrop(32), horizontal flip,
 ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2) on CIFAR-10 from ../shared/data, with a
-DataLoader computing the augmentations in worker processes. Reports images/s end to end
+DataLoader computing the augmentations in worker processes. With --precision bf16 the forward pass runs under torch.autocast (bfloat16).
+Reports images/s end to end
 (loading and augmentation included) over --steps steps after --warmup steps, and the
 augmentation pipeline alone.
 """
@@ -21,6 +22,8 @@ p.add_argument("--steps", type=int, default=20)
 p.add_argument("--warmup", type=int, default=3)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--workers", type=int, default=1)
+p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+               help="bf16: torch.autocast('cpu', bfloat16), PyTorch's own mixed precision")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -75,8 +78,9 @@ for step in range(args.warmup + args.steps):
     if step == args.warmup:
         start = time.perf_counter()
     x1, x2 = next(it)
-    z = model(torch.cat([x1, x2]))
-    loss = nt_xent(z[: len(x1)], z[len(x1):])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        z = model(torch.cat([x1, x2]))
+    loss = nt_xent(z[: len(x1)].float(), z[len(x1):].float())
     opt.zero_grad(); loss.backward(); opt.step()
 train_seconds = time.perf_counter() - start
 
@@ -87,7 +91,7 @@ for i in range(n_aug):
 aug_seconds = time.perf_counter() - start
 print(json.dumps({
     "implementation": "PyTorch eager + torchvision v2", "torch": torch.__version__, "width": args.width,
-    "batch_size": args.batch_size, "threads": args.threads, "workers": args.workers, "steps": args.steps,
+    "batch_size": args.batch_size, "precision": args.precision, "threads": args.threads, "workers": args.workers, "steps": args.steps,
     "train_images_per_s": args.steps * args.batch_size / train_seconds,
     "augment_images_per_s_one_process": n_aug / aug_seconds,
 }))

@@ -5,8 +5,9 @@
 //! (`configs/*.toml`) is one table per group; `--set TABLE.KEY=VALUE` overrides any field.
 //! The functions at the bottom turn settings into the checked parameters of each stage.
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
-use crate::backbone::simclr::SimclrParams;
+use crate::backbone::simclr::{Precision, SimclrParams};
 use crate::cluster::{AssignmentRule, ClusteringParams};
+use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
 use crate::device::DeviceChoice;
 use crate::error::Error;
@@ -81,6 +82,9 @@ pub struct PretrainSettings {
     pub weight_decay: f64,
     #[arg(long, default_value_t = 0.5)]
     pub temperature: f64,
+    /// Smallest area fraction of RandomResizedCrop (SimCLR: 0.08).
+    #[arg(long, default_value_t = 0.08)]
+    pub crop_min_scale: f64,
     /// Training resolution [the dataset's image size].
     #[arg(long)]
     pub image_size: Option<usize>,
@@ -95,6 +99,32 @@ pub struct PretrainSettings {
     /// libtorch CPU threads [all cores].
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Training arithmetic [auto: bf16 on CPUs with bfloat16 matrix units (Intel AMX), else fp32].
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: PrecisionChoice,
+}
+
+/// `--precision`: the arithmetic of stage I's training passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrecisionChoice {
+    /// bf16 on a CPU with bfloat16 matrix units (Intel AMX), else fp32 (GPUs: ask for bf16).
+    Auto,
+    /// f32 throughout.
+    Fp32,
+    /// bfloat16 mixed precision (autocast-style; weights, optimiser and loss in f32).
+    Bf16,
+}
+
+impl PrecisionChoice {
+    pub fn resolve(self, device: tch::Device) -> Precision {
+        match self {
+            PrecisionChoice::Fp32 => Precision::Fp32,
+            PrecisionChoice::Bf16 => Precision::Bf16,
+            PrecisionChoice::Auto if device == tch::Device::Cpu && crate::device::cpu_has_bf16_matrix_units() => Precision::Bf16,
+            PrecisionChoice::Auto => Precision::Fp32,
+        }
+    }
 }
 
 impl Default for PretrainSettings {
@@ -108,20 +138,25 @@ impl Default for PretrainSettings {
             lr: 1e-3,
             weight_decay: 1e-6,
             temperature: 0.5,
+            crop_min_scale: 0.08,
             image_size: None,
             loader_threads: 1,
             knn_every: 1,
             seed: 0,
             threads: None,
+            precision: PrecisionChoice::Auto,
         }
     }
 }
 
 impl PretrainSettings {
-    /// The backbone and SimCLR parameters for images of this shape, checked.
-    pub fn backbone(&self, set: &ImageSet) -> Result<(ResNetConfig, SimclrParams)> {
+    /// The backbone and SimCLR parameters for images of this shape on this device, checked.
+    pub fn backbone(&self, set: &ImageSet, device: tch::Device) -> Result<(ResNetConfig, SimclrParams)> {
         if !(self.width > 0.0 && self.width <= 4.0) {
             return Err(Error::invalid("width", self.width, "a multiplier in (0, 4]").into());
+        }
+        if !(self.crop_min_scale > 0.0 && self.crop_min_scale <= 1.0) {
+            return Err(Error::invalid("crop_min_scale", self.crop_min_scale, "an area fraction in (0, 1]").into());
         }
         if let Some(t) = self.threads.filter(|&t| t < 1) {
             return Err(Error::invalid("threads", t, "at least 1").into());
@@ -142,6 +177,8 @@ impl PretrainSettings {
             temperature: self.temperature,
             image_size,
             loader_threads: self.loader_threads.max(1),
+            precision: self.precision.resolve(device),
+            augment: AugmentParams { crop_scale: (self.crop_min_scale, 1.0), ..AugmentParams::default() },
             ..SimclrParams::default()
         };
         params.check(set.count)?;

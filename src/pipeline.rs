@@ -24,7 +24,7 @@ use tch::Tensor;
 pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device: tch::Device, out: &Path, resume: bool, quiet: bool) -> Result<PretrainOutcome> {
     let train = dataset.read(Split::Train)?;
     status("Read", &format!("{} training images ({}x{}x{}) from {}", train.count, train.height, train.width, train.channels, dataset.data.display()), quiet);
-    let (config, params) = settings.backbone(&train)?;
+    let (config, params) = settings.backbone(&train, device)?;
     if let Some(t) = settings.threads {
         tch::set_num_threads(t);
     }

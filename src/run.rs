@@ -172,7 +172,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let p = &config.pretrain;
     let pretrain_key = stage_key(&json!({"data": fingerprint, "arch": p.arch, "width": p.width, "stem": p.stem,
         "batch_size": p.batch_size, "lr": p.lr, "weight_decay": p.weight_decay, "temperature": p.temperature,
-        "image_size": p.image_size, "seed": p.seed}));
+        "image_size": p.image_size, "seed": p.seed, "crop_min_scale": p.crop_min_scale, "precision": p.precision.resolve(device)}));
     let pretrain_dir = out.join("stages").join(format!("pretrain-{pretrain_key}"));
     let checkpoint = crate::backbone::pretrain::checkpoint_path(&pretrain_dir);
     let trained_epochs = if checkpoint.exists() { simclr::read_meta(&checkpoint)?.epoch } else { 0 };

@@ -95,7 +95,7 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
             let n = n as i64;
             let x = Tensor::cat(&[Tensor::from_slice(&v1).view([n, c, s, s]), Tensor::from_slice(&v2).view([n, c, s, s])], 0);
             let x = meta.normalization.apply(&x.to_device(opts.device));
-            let z = model.project(&x, true);
+            let z = model.project(&x, true, params.precision);
             let loss = simclr::nt_xent(&z.narrow(0, 0, n), &z.narrow(0, n, n), params.temperature);
             adam.zero_grad();
             loss.backward();

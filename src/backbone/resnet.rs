@@ -49,19 +49,52 @@ impl ResNetConfig {
     }
 }
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    nn::conv2d(p, c_in, c_out, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+/// A convolution without bias that computes in its input's precision: for bfloat16 inputs the
+/// f32 weights are cast on the fly (a differentiable cast, so their gradients stay f32).
+#[derive(Debug)]
+struct Conv {
+    ws: Tensor,
+    stride: i64,
+    padding: i64,
+}
+
+impl Conv {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut w = self.ws.to_kind(x.kind());
+        if prefers_channels_last(x) {
+            w = channels_last(&w);
+        }
+        x.conv2d(&w, None::<&Tensor>, [self.stride; 2], [self.padding; 2], [1, 1], 1)
+    }
+}
+
+/// Whether convolutions on `x` run faster on channels-last tensors: on the CPU (oneDNN:
+/// ResNet-18 at width 0.5 on 32x32 images trains about 1.2x faster in f32 and 1.2x in
+/// bfloat16 on our 2-core machine) and for bfloat16 on GPUs (tensor cores).
+fn prefers_channels_last(x: &Tensor) -> bool {
+    x.device() == tch::Device::Cpu || x.kind() == tch::Kind::BFloat16
+}
+
+/// The same (N, C, H, W) tensor stored as N, H, W, C (PyTorch's channels-last memory format);
+/// convolutions and batch norm keep that layout for their outputs.
+fn channels_last(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> Conv {
+    let layer = nn::conv2d(p, c_in, c_out, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() });
+    Conv { ws: layer.ws, stride, padding }
 }
 
 #[derive(Debug)]
 struct Downsample {
-    conv: nn::Conv2D,
+    conv: Conv,
     bn: nn::BatchNorm,
 }
 
 #[derive(Debug)]
 struct Block {
-    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    convs: Vec<(Conv, nn::BatchNorm)>,
     downsample: Option<Downsample>,
 }
 
@@ -92,13 +125,14 @@ impl Block {
         let mut y = x.shallow_clone();
         let last = self.convs.len() - 1;
         for (k, (c, bn)) in self.convs.iter().enumerate() {
-            y = y.apply(c).apply_t(bn, train);
+            // Batch norm keeps f32 statistics and parameters for bfloat16 inputs.
+            y = c.forward(&y).apply_t(bn, train);
             if k != last {
                 y = y.relu();
             }
         }
         let shortcut = match &self.downsample {
-            Some(d) => x.apply(&d.conv).apply_t(&d.bn, train),
+            Some(d) => d.conv.forward(x).apply_t(&d.bn, train),
             None => x.shallow_clone(),
         };
         (y + shortcut).relu()
@@ -106,10 +140,12 @@ impl Block {
 }
 
 /// The backbone without its classification layer: images (N, C, H, W) -> pooled features (N, D).
+/// It computes in the precision of its input: f32, or bfloat16 (mixed precision, see
+/// `Precision`).
 #[derive(Debug)]
 pub struct ResNet {
     pub config: ResNetConfig,
-    conv1: nn::Conv2D,
+    conv1: Conv,
     bn1: nn::BatchNorm,
     layers: Vec<Vec<Block>>,
 }
@@ -149,7 +185,8 @@ impl ResNet {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let x = if prefers_channels_last(x) { channels_last(x) } else { x.shallow_clone() };
+        let mut y = self.conv1.forward(&x).apply_t(&self.bn1, train).relu();
         if self.config.stem == Stem::Imagenet {
             y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }

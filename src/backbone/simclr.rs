@@ -28,6 +28,32 @@ pub struct SimclrParams {
     pub augment: AugmentParams,
     /// Threads that compute augmentations while the model trains.
     pub loader_threads: usize,
+    /// Arithmetic of the training passes (features are always extracted in f32).
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// Arithmetic of SimCLR's forward and backward passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// f32 throughout.
+    #[default]
+    Fp32,
+    /// Mixed precision as PyTorch's autocast does it: convolutions, linear layers and
+    /// activations in bfloat16; weights, gradients, optimiser, batch-norm statistics and the
+    /// loss in f32. Fast where the processor has bfloat16 matrix units (AMX, recent GPUs).
+    Bf16,
+}
+
+impl Precision {
+    /// The kind activations are computed in.
+    pub fn compute_kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
 }
 
 impl Default for SimclrParams {
@@ -43,6 +69,7 @@ impl Default for SimclrParams {
             image_size: 32,
             augment: AugmentParams::default(),
             loader_threads: 1,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -102,7 +129,23 @@ impl Normalization {
 pub struct SimclrModel {
     pub vs: nn::VarStore,
     pub backbone: ResNet,
-    head: nn::SequentialT,
+    head: ProjectionHead,
+}
+
+/// D -> 512 -> BatchNorm -> ReLU -> 128, computing in its input's precision like the backbone.
+struct ProjectionHead {
+    hidden: nn::Linear,
+    bn: nn::BatchNorm,
+    out: nn::Linear,
+}
+
+/// x W^T + b with the f32 weights cast to x's kind (a no-op for f32 inputs).
+fn linear_in_input_kind(layer: &nn::Linear, x: &Tensor) -> Tensor {
+    let y = x.matmul(&layer.ws.to_kind(x.kind()).tr());
+    match &layer.bs {
+        Some(b) => y + b.to_kind(x.kind()),
+        None => y,
+    }
 }
 
 impl SimclrModel {
@@ -111,16 +154,19 @@ impl SimclrModel {
         let root = vs.root();
         let backbone = ResNet::new(&(&root / "backbone"), config);
         let hp = &root / "head";
-        let head = nn::seq_t()
-            .add(nn::linear(&hp / "0", backbone.feat_dim(), params.projection_hidden, Default::default()))
-            .add(nn::batch_norm1d(&hp / "1", params.projection_hidden, Default::default()))
-            .add_fn(|x| x.relu())
-            .add(nn::linear(&hp / "3", params.projection_hidden, params.projection_dim, Default::default()));
+        let head = ProjectionHead {
+            hidden: nn::linear(&hp / "0", backbone.feat_dim(), params.projection_hidden, Default::default()),
+            bn: nn::batch_norm1d(&hp / "1", params.projection_hidden, Default::default()),
+            out: nn::linear(&hp / "3", params.projection_hidden, params.projection_dim, Default::default()),
+        };
         SimclrModel { vs, backbone, head }
     }
 
-    pub fn project(&self, x: &Tensor, train: bool) -> Tensor {
-        self.backbone.forward_t(x, train).apply_t(&self.head, train)
+    /// Projections (N, 128) in f32 of images `x` (N, C, H, W), computed in `precision`.
+    pub fn project(&self, x: &Tensor, train: bool, precision: Precision) -> Tensor {
+        let h = self.backbone.forward_t(&x.to_kind(precision.compute_kind()), train);
+        let h = linear_in_input_kind(&self.head.hidden, &h).apply_t(&self.head.bn, train).relu();
+        linear_in_input_kind(&self.head.out, &h).to_kind(Kind::Float)
     }
 }
 

@@ -117,7 +117,7 @@ pub fn write_report(r: &ReportInputs) -> Result<Vec<String>> {
     let p = &cfg.pretrain;
     let _ = writeln!(
         md,
-        "Data: {} at `{}`{}. Backbone: {} width {} trained with SimCLR for {} epoch(s) (batch {}, seed {}). Classes ({c}): {}.{}\n",
+        "Data: {} at `{}`{}. Backbone: {} width {} trained with SimCLR for {} epoch(s) (batch {}, seed {}{}). Classes ({c}): {}.{}\n",
         value_name(&cfg.data.format),
         cfg.data.data.display(),
         cfg.data.limit.map(|n| format!(" (first {n} images of each split)")).unwrap_or_default(),
@@ -126,6 +126,10 @@ pub fn write_report(r: &ReportInputs) -> Result<Vec<String>> {
         p.epochs,
         p.batch_size,
         p.seed,
+        // The values training resolved (precision "auto" -> fp32 or bf16), from the checkpoint.
+        crate::backbone::simclr::read_meta(&r.pretrain_log.with_file_name("best.safetensors"))
+            .map(|m| format!(", {} precision, crop scale {}-{}", value_name(&m.params.precision), m.params.augment.crop_scale.0, m.params.augment.crop_scale.1))
+            .unwrap_or_default(),
         names.join(", "),
         if cfg.classes.ordinal { " Ordinal prior (class order)." } else { "" }
     );

@@ -68,6 +68,8 @@ fn run_report_rerun_and_predict() {
     for section in ["Zero-label classification", "Confusion matrix", "Figure 4A", "Figure 4B", "Naming the clusters", "Stages"] {
         assert!(report.contains(section), "report lacks '{section}'");
     }
+    // The resolved training settings (precision "auto" resolved, the config's crop scale).
+    assert!(report.contains(" precision, crop scale 0.3-1"), "report lacks the resolved precision and crop scale");
     for plot in ["loss_pretrain", "loss_clustering", "loss_matching", "confusion", "figure4a", "figure4b", "accuracy_seeds"] {
         let path = out.join("plots").join(format!("{plot}.png"));
         let img = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -265,7 +265,7 @@ pub struct StageArgs {
     /// add synchronisation (and OpenMP threads spin when the cores are shared), so 1 is fastest.
     #[arg(long, default_value_t = 1)]
     pub threads: i32,
-    /// Threads of the CPU Sinkhorn solver (1 or 2). 2 is ~1.6x faster on an idle 2-core
+    /// Threads of the CPU Sinkhorn solver (1 or 2). 2 is ~1.1x faster on an idle 2-core
     /// machine, but its threads spin-wait, which hurts when the cores are shared.
     #[arg(long, default_value_t = 1)]
     pub sinkhorn_threads: usize,

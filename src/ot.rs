@@ -439,8 +439,9 @@ mod simd {
 static SOLVER_THREADS: AtomicUsize = AtomicUsize::new(1);
 
 /// Threads for the CPU solver's scaling iterations: 1 (default) or 2. With 2, the rows are
-/// split between two threads that meet at two spin barriers per iteration: about 1.6x faster
-/// on an otherwise idle 2-core machine, but spinning threads slow everything down when the
+/// split between two threads that meet at two spin barriers per iteration: about 1.1x faster
+/// on an otherwise idle 2-core machine (stage III: 46.6 s against 52.3 s for 10K steps; the
+/// blocked sweep left little per iteration to split), but spinning threads slow everything down when the
 /// cores are shared, so it is opt-in (`--sinkhorn-threads 2`). Results are deterministic for a
 /// given thread count (partial sums are combined in a fixed order), and differ from the
 /// one-thread results only in rounding.

@@ -273,48 +273,40 @@ impl Sweep {
             *bv = b * v;
         }
         self.partial.fill([0.0; 4]);
-        let (mut change, mut ok) = (0.0, true);
         let (mut lane_change, mut lane_min, mut lane_max) = ([0.0f64; LANES], [SCALING_MAX; LANES], [SCALING_MIN; LANES]);
         let first_row = blocks.start * LANES;
         for block in blocks {
             let slab = &s.kernel[block * m * LANES..(block + 1) * m * LANES];
             // sums_i = sum_j K_ij b_j v_j for the block's rows.
-            let sums = kernels.row_sums(slab, &self.bv);
-            // u_i = 1 / sums_i and a_i u_i (zero for the padded rows of the last block).
-            let row0 = block * LANES;
+            let mut sums = kernels.row_sums(slab, &self.bv);
+            // u_i = 1 / sums_i and a_i u_i, lane-wise so that the divisions vectorise. The
+            // padded rows of a last, partial block get sums 1, u 1 and a 0: no change, in
+            // range, and nothing added to the column sums.
+            let (row0, local) = (block * LANES, block * LANES - first_row);
             let valid = LANES.min(s.n - row0);
-            let local = row0 - first_row;
+            let (mut u, mut a) = ([1.0f64; LANES], [0.0f64; LANES]);
+            u[..valid].copy_from_slice(&u_rows[local..local + valid]);
+            a[..valid].copy_from_slice(&s.a[row0..row0 + valid]);
+            sums[valid..].fill(1.0);
             let mut scaled = [0.0f64; LANES];
-            if valid == LANES {
-                // Lane-wise, so that the divisions vectorise.
-                let u: &mut [f64; LANES] = (&mut u_rows[local..local + LANES]).try_into().expect("a full block");
-                let a: &[f64; LANES] = s.a[row0..row0 + LANES].try_into().expect("a full block");
-                for l in 0..LANES {
-                    let next = 1.0 / sums[l];
-                    lane_change[l] += log_ratio_bound(next, u[l]);
-                    lane_min[l] = lane_min[l].min(next);
-                    lane_max[l] = lane_max[l].max(next);
-                    u[l] = next;
-                    scaled[l] = a[l] * next;
-                }
-            } else {
-                for l in 0..valid {
-                    let next = 1.0 / sums[l];
-                    change += log_ratio_bound(next, u_rows[local + l]);
-                    ok &= (SCALING_MIN..=SCALING_MAX).contains(&next);
-                    u_rows[local + l] = next;
-                    scaled[l] = s.a[row0 + l] * next;
-                }
+            for l in 0..LANES {
+                let next = 1.0 / sums[l];
+                lane_change[l] += log_ratio_bound(next, u[l]);
+                lane_min[l] = lane_min[l].min(next);
+                lane_max[l] = lane_max[l].max(next);
+                u[l] = next;
+                scaled[l] = a[l] * next;
             }
+            u_rows[local..local + valid].copy_from_slice(&u[..valid]);
             // Column sums, from the block still in the L1 cache.
             kernels.add_column_sums(slab, &scaled, &mut self.partial);
         }
         for (total, p) in column.iter_mut().zip(&self.partial) {
             *total = (p[0] + p[1]) + (p[2] + p[3]);
         }
-        change += lane_change.iter().sum::<f64>();
-        // NaN fails both comparisons.
-        ok &= lane_min.iter().all(|&x| x >= SCALING_MIN) && lane_max.iter().all(|&x| x <= SCALING_MAX);
+        let change = lane_change.iter().sum::<f64>();
+        // NaN fails both comparisons (and makes the change NaN).
+        let ok = lane_min.iter().all(|&x| x >= SCALING_MIN) && lane_max.iter().all(|&x| x <= SCALING_MAX);
         (change, ok && change.is_finite())
     }
 }
@@ -605,15 +597,13 @@ pub fn sinkhorn_cpu(cost: &[f64], n: usize, m: usize, a: &[f64], b: &[f64], copi
                 *term = log_a[i] + (f[i] - cost[i * m + j]) / eps;
             }
             let max = column_terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let mut sum = 0.0;
-            for (i, term) in column_terms.iter().enumerate() {
-                let e = (term - max).exp();
-                kernel[blocked_index(i, j, m)] = e;
-                sum += e;
+            for term in column_terms.iter_mut() {
+                *term = (*term - max).exp();
             }
+            let sum: f64 = column_terms.iter().sum();
             g[j] = -eps * (max + sum.ln());
-            for i in 0..n {
-                kernel[blocked_index(i, j, m)] /= a[i] * sum;
+            for (i, e) in column_terms.iter().enumerate() {
+                kernel[blocked_index(i, j, m)] = e / (a[i] * sum);
             }
         }
         iterations += 1;

@@ -1,5 +1,6 @@
 //! The run report: `report.md` with the results, the paper's Figure 4 and the naming confidence,
 //! and PNG plots in `plots/`. Labels (where the dataset has them) are read here only to measure.
+use crate::backbone::simclr::CheckpointMeta;
 use crate::config::RunConfig;
 use crate::experiment::{SeedMetrics, Summary};
 use crate::matching::Classifier;
@@ -46,6 +47,8 @@ pub struct ReportInputs<'a> {
     /// The seed `predict` uses (lowest training loss).
     pub selected_seed: u64,
     pub pretrain_log: &'a Path,
+    /// The backbone checkpoint's metadata: the values stage I resolved.
+    pub backbone: Option<&'a CheckpointMeta>,
     pub match_dir: &'a Path,
     /// L2-normalised test features.
     pub test: &'a Tensor,
@@ -126,8 +129,8 @@ pub fn write_report(r: &ReportInputs) -> Result<Vec<String>> {
         p.epochs,
         p.batch_size,
         p.seed,
-        // The values training resolved (precision "auto" -> fp32 or bf16), from the checkpoint.
-        crate::backbone::simclr::read_meta(&r.pretrain_log.with_file_name("best.safetensors"))
+        // The values training resolved (precision "auto" -> fp32 or bf16).
+        r.backbone
             .map(|m| format!(", {} precision, crop scale {}-{}", value_name(&m.params.precision), m.params.augment.crop_scale.0, m.params.augment.crop_scale.1))
             .unwrap_or_default(),
         names.join(", "),

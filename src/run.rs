@@ -276,6 +276,8 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
             "selected_seed": selected.seed}),
     )?;
     let report_started = Instant::now();
+    // What stage I resolved (e.g. precision "auto"), for the report and the manifest.
+    let backbone_meta = simclr::read_meta(&best).ok();
     let inputs = ReportInputs {
         out,
         config,
@@ -284,6 +286,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         summary: summary.as_ref(),
         selected_seed: selected.seed,
         pretrain_log: &pretrain_dir.join("pretrain_log.jsonl"),
+        backbone: backbone_meta.as_ref(),
         match_dir: &match_dir,
         test: &data.test,
         test_labels: data.test_labels.as_deref(),
@@ -300,7 +303,6 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         peak_rss_mb: peak_rss_mb(),
     });
 
-    let backbone_meta = simclr::read_meta(&best).ok();
     let manifest = json!({
         "zerolabel": env!("CARGO_PKG_VERSION"),
         "versions": {"zerolabel": env!("CARGO_PKG_VERSION"), "tch": "0.26.0", "libtorch": libtorch_version()},

@@ -23,7 +23,8 @@ p.add_argument("--warmup", type=int, default=3)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--workers", type=int, default=1)
 p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-               help="bf16: torch.autocast('cpu', bfloat16), PyTorch's own mixed precision")
+               help="bf16: torch.autocast(device, bfloat16), PyTorch's own mixed precision")
+p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -60,7 +61,7 @@ for s, c in enumerate(ch):
     for b in range(2):
         layers.append(block(cin, c, 2 if (b == 0 and s > 0) else 1)); cin = c
 layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-model = nn.Sequential(*layers, nn.Linear(cin, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128))
+model = nn.Sequential(*layers, nn.Linear(cin, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128)).to(args.device)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-6)
 
 def nt_xent(z1, z2, t=0.5):
@@ -68,7 +69,7 @@ def nt_xent(z1, z2, t=0.5):
     logits = z @ z.t() / t
     logits.fill_diagonal_(float("-inf"))
     b = z1.shape[0]
-    targets = torch.cat([torch.arange(b, 2 * b), torch.arange(b)])
+    targets = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
     return F.cross_entropy(logits, targets)
 
 loader = torch.utils.data.DataLoader(Pairs(), batch_size=args.batch_size, shuffle=True, drop_last=True,
@@ -78,10 +79,11 @@ for step in range(args.warmup + args.steps):
     if step == args.warmup:
         start = time.perf_counter()
     x1, x2 = next(it)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
-        z = model(torch.cat([x1, x2]))
+    with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        z = model(torch.cat([x1, x2]).to(args.device, non_blocking=True))
     loss = nt_xent(z[: len(x1)].float(), z[len(x1):].float())
     opt.zero_grad(); loss.backward(); opt.step()
+    loss.item()  # as zerolabel reads each step's loss
 train_seconds = time.perf_counter() - start
 
 start = time.perf_counter()
@@ -90,7 +92,7 @@ for i in range(n_aug):
     augment(images[i])
 aug_seconds = time.perf_counter() - start
 print(json.dumps({
-    "implementation": "PyTorch eager + torchvision v2", "torch": torch.__version__, "width": args.width,
+    "implementation": "PyTorch eager + torchvision v2", "torch": torch.__version__, "device": args.device, "width": args.width,
     "batch_size": args.batch_size, "precision": args.precision, "threads": args.threads, "workers": args.workers, "steps": args.steps,
     "train_images_per_s": args.steps * args.batch_size / train_seconds,
     "augment_images_per_s_one_process": n_aug / aug_seconds,

@@ -5,7 +5,7 @@
 //! (`configs/*.toml`) is one table per group; `--set TABLE.KEY=VALUE` overrides any field.
 //! The functions at the bottom turn settings into the checked parameters of each stage.
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
-use crate::backbone::simclr::{Precision, SimclrParams};
+use crate::backbone::simclr::{LrSchedule, Precision, SimclrParams};
 use crate::cluster::{AssignmentRule, ClusteringParams};
 use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
@@ -78,6 +78,9 @@ pub struct PretrainSettings {
     pub batch_size: usize,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Learning-rate schedule over the epoch budget.
+    #[arg(long, value_enum, default_value = "constant")]
+    pub lr_schedule: LrSchedule,
     #[arg(long, default_value_t = 1e-6)]
     pub weight_decay: f64,
     #[arg(long, default_value_t = 0.5)]
@@ -136,6 +139,7 @@ impl Default for PretrainSettings {
             epochs: 10,
             batch_size: 128,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
             weight_decay: 1e-6,
             temperature: 0.5,
             crop_min_scale: 0.08,
@@ -173,6 +177,7 @@ impl PretrainSettings {
             batch_size: self.batch_size,
             epochs: self.epochs,
             learning_rate: self.lr,
+            lr_schedule: self.lr_schedule,
             weight_decay: self.weight_decay,
             temperature: self.temperature,
             image_size,

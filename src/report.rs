@@ -131,7 +131,17 @@ pub fn write_report(r: &ReportInputs) -> Result<Vec<String>> {
         p.seed,
         // The values training resolved (precision "auto" -> fp32 or bf16).
         r.backbone
-            .map(|m| format!(", {} precision, crop scale {}-{}", value_name(&m.params.precision), m.params.augment.crop_scale.0, m.params.augment.crop_scale.1))
+            .map(|m| {
+                format!(
+                    ", {} precision, crop scale {}-{}, temperature {}, lr {} ({})",
+                    value_name(&m.params.precision),
+                    m.params.augment.crop_scale.0,
+                    m.params.augment.crop_scale.1,
+                    m.params.temperature,
+                    m.params.learning_rate,
+                    value_name(&m.params.lr_schedule)
+                )
+            })
             .unwrap_or_default(),
         names.join(", "),
         if cfg.classes.ordinal { " Ordinal prior (class order)." } else { "" }

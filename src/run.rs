@@ -6,7 +6,7 @@
 //! stage on, so only what changed is redone. Stage I resumes from its last epoch checkpoint and
 //! stages II-III from the first unfinished seed. `manifest.json` records the configuration,
 //! seeds, versions and each stage's wall time and peak memory.
-use crate::backbone::simclr;
+use crate::backbone::simclr::{self, LrSchedule};
 use crate::config::{build_prior, pipeline_params, DatasetArgs, RunConfig};
 use crate::data::images::DatasetFormat;
 use crate::device;
@@ -168,11 +168,17 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let default_threads = tch::get_num_threads();
     let mut stages: Vec<StageRecord> = Vec::new();
 
-    // Stage I. The epoch budget is not part of the key: a longer budget continues the run.
     let p = &config.pretrain;
-    let pretrain_key = stage_key(&json!({"data": fingerprint, "arch": p.arch, "width": p.width, "stem": p.stem,
+    // Stage I. The epoch budget is not part of the key under a constant learning rate: a longer
+    // budget continues the run. A cosine schedule is shaped by its budget, so there it is.
+    let mut pretrain_identity = json!({"data": fingerprint, "arch": p.arch, "width": p.width, "stem": p.stem,
         "batch_size": p.batch_size, "lr": p.lr, "weight_decay": p.weight_decay, "temperature": p.temperature,
-        "image_size": p.image_size, "seed": p.seed, "crop_min_scale": p.crop_min_scale, "precision": p.precision.resolve(device)}));
+        "image_size": p.image_size, "seed": p.seed, "crop_min_scale": p.crop_min_scale, "precision": p.precision.resolve(device)});
+    if p.lr_schedule == LrSchedule::Cosine {
+        pretrain_identity["lr_schedule"] = json!(p.lr_schedule);
+        pretrain_identity["epochs"] = json!(p.epochs);
+    }
+    let pretrain_key = stage_key(&pretrain_identity);
     let pretrain_dir = out.join("stages").join(format!("pretrain-{pretrain_key}"));
     let checkpoint = crate::backbone::pretrain::checkpoint_path(&pretrain_dir);
     let trained_epochs = if checkpoint.exists() { simclr::read_meta(&checkpoint)?.epoch } else { 0 };

@@ -2,7 +2,7 @@
 //! Adam; a checkpoint every epoch, the best (lowest training loss) model kept, metrics as JSON
 //! lines, and a kNN monitor where the dataset has labels.
 use super::resnet::ResNetConfig;
-use super::simclr::{self, Adam, CheckpointMeta, Normalization, SimclrModel, SimclrParams};
+use super::simclr::{self, Adam, CheckpointMeta, LrSchedule, Normalization, SimclrModel, SimclrParams};
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
 use crate::io::JsonLines;
@@ -73,6 +73,12 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         if saved.backbone != *config || !same_params || saved.seed != opts.seed {
             return Err(Error::format(&ckpt, "was written with another backbone, parameters or seed; remove it or drop --resume"));
         }
+        if params.lr_schedule == LrSchedule::Cosine && saved.params.epochs != params.epochs {
+            return Err(Error::format(
+                &ckpt,
+                &format!("was trained on a cosine schedule over {} epochs, which another budget ({}) would change; keep --epochs {} or drop --resume", saved.params.epochs, params.epochs, saved.params.epochs),
+            ));
+        }
         simclr::load_checkpoint(&ckpt, &mut model, Some(&mut adam))?;
         adam.step = saved.adam_step;
         meta = CheckpointMeta { params: params.clone(), ..saved };
@@ -80,6 +86,7 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
     }
     let mut log = JsonLines::append(&opts.out.join("pretrain_log.jsonl"))?;
     let steps_per_epoch = set.count / params.batch_size;
+    let total_steps = steps_per_epoch * params.epochs;
     let (c, s) = (set.channels as i64, params.image_size as i64);
     let mut steps_done = 0usize;
     let start_epoch = meta.epoch;
@@ -99,6 +106,7 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
             let loss = simclr::nt_xent(&z.narrow(0, 0, n), &z.narrow(0, n, n), params.temperature);
             adam.zero_grad();
             loss.backward();
+            adam.lr = params.learning_rate_at(adam.step as usize, total_steps);
             adam.step();
             let value = loss.double_value(&[]);
             if !value.is_finite() {
@@ -121,7 +129,7 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
             meta.best_loss = mean_loss;
             meta.best_epoch = epoch + 1;
         }
-        let mut line = json!({"epoch": epoch + 1, "loss": mean_loss, "images_per_s": images as f64 / seconds, "seconds": seconds});
+        let mut line = json!({"epoch": epoch + 1, "loss": mean_loss, "lr": adam.lr, "images_per_s": images as f64 / seconds, "seconds": seconds});
         if let Some(knn) = opts.knn.as_ref().filter(|k| (epoch + 1) % k.every.max(1) == 0 || epoch + 1 == params.epochs) {
             let accuracy = knn_accuracy(&model, knn, &meta.normalization, params.image_size, opts.device)?;
             line["knn_accuracy"] = json!(accuracy);

@@ -31,6 +31,22 @@ pub struct SimclrParams {
     /// Arithmetic of the training passes (features are always extracted in f32).
     #[serde(default)]
     pub precision: Precision,
+    /// How the learning rate moves over the run.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+}
+
+/// The learning rate over training steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// The base rate throughout (the paper's review code).
+    #[default]
+    Constant,
+    /// Cosine decay from the base rate to zero over the whole epoch budget (SimCLR's own
+    /// schedule, without warm-up: Adam's bias correction already damps the first steps).
+    /// The budget fixes the curve, so a cosine run cannot be extended with more epochs.
+    Cosine,
 }
 
 /// Arithmetic of SimCLR's forward and backward passes.
@@ -70,11 +86,23 @@ impl Default for SimclrParams {
             augment: AugmentParams::default(),
             loader_threads: 1,
             precision: Precision::Fp32,
+            lr_schedule: LrSchedule::Constant,
         }
     }
 }
 
 impl SimclrParams {
+    /// The learning rate of 0-based training step `step` out of `total_steps`.
+    pub fn learning_rate_at(&self, step: usize, total_steps: usize) -> f64 {
+        match self.lr_schedule {
+            LrSchedule::Constant => self.learning_rate,
+            LrSchedule::Cosine => {
+                let progress = step.min(total_steps) as f64 / total_steps.max(1) as f64;
+                0.5 * self.learning_rate * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+
     pub fn check(&self, n_images: usize) -> Result<()> {
         if self.batch_size < 2 || self.batch_size > n_images {
             return Err(Error::invalid("batch_size", self.batch_size, "between 2 and the number of images"));
@@ -388,5 +416,16 @@ mod tests {
         let train = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
         let test = Tensor::from_slice(&[0.9f32, 0.1, 0.1, 0.9]).view([2, 2]);
         assert_eq!(knn_accuracy(&train, &[0, 1], &test, &[0, 1], 1, 2), 1.0);
+    }
+
+    #[test]
+    fn cosine_schedule_decays_from_the_base_rate_to_zero() {
+        let cosine = SimclrParams { learning_rate: 2e-3, lr_schedule: LrSchedule::Cosine, ..SimclrParams::default() };
+        assert_eq!(cosine.learning_rate_at(0, 100), 2e-3);
+        assert!((cosine.learning_rate_at(50, 100) - 1e-3).abs() < 1e-12);
+        assert!(cosine.learning_rate_at(99, 100) < 2e-3 * 1e-3);
+        assert!(cosine.learning_rate_at(30, 100) > cosine.learning_rate_at(31, 100));
+        let constant = SimclrParams { learning_rate: 2e-3, ..SimclrParams::default() };
+        assert_eq!(constant.learning_rate_at(99, 100), 2e-3);
     }
 }

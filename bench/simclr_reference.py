@@ -74,7 +74,10 @@ def nt_xent(z1, z2, t=0.5):
 
 loader = torch.utils.data.DataLoader(Pairs(), batch_size=args.batch_size, shuffle=True, drop_last=True,
                                      num_workers=args.workers, persistent_workers=args.workers > 0)
-it = iter(loader)
+def batches():  # as many epochs as the steps need
+    while True:
+        yield from loader
+it = batches()
 for step in range(args.warmup + args.steps):
     if step == args.warmup:
         start = time.perf_counter()

@@ -76,14 +76,22 @@ pub fn sinkhorn(cost: &Tensor, a: &Tensor, b: &Tensor, params: &SinkhornParams, 
 /// and the stopping rule counts the change of g_j once per copy, so the iterations stop exactly
 /// when the larger problem's would.
 pub fn sinkhorn_with_copies(cost: &Tensor, a: &Tensor, b: &Tensor, copies: Option<&[f64]>, params: &SinkhornParams, warm_g: Option<&Tensor>) -> Transport {
-    if cost.device() == tch::Device::Cpu && !cost.requires_grad() {
-        return sinkhorn_cpu_tensors(cost, a, b, copies, params, warm_g);
+    // A plan that needs no gradient is solved on the CPU even when the cost lives on a GPU: the
+    // problems are small (hundreds of rows), where each log-domain iteration on a GPU is a dozen
+    // kernel launches and every convergence check a synchronisation, while the blocked CPU
+    // solver is one cache-resident sweep. Only the n x m cost and plan cross the bus.
+    if !cost.requires_grad() {
+        let device = cost.device();
+        let cpu = tch::Device::Cpu;
+        let warm = warm_g.map(|g| g.to_device(cpu));
+        let t = sinkhorn_cpu_tensors(&cost.to_device(cpu), &a.to_device(cpu), &b.to_device(cpu), copies, params, warm.as_ref());
+        return Transport { plan: t.plan.to_device(device), g: t.g.to_device(device), ..t };
     }
     sinkhorn_log_domain(cost, a, b, copies, params, warm_g)
 }
 
-/// The log-domain iterations as libtorch tensor operations: differentiable, and the path used
-/// on GPUs.
+/// The log-domain iterations as libtorch tensor operations: differentiable (the unrolled plan
+/// gradient of the review code), on any device.
 pub fn sinkhorn_log_domain(cost: &Tensor, a: &Tensor, b: &Tensor, copies: Option<&[f64]>, params: &SinkhornParams, warm_g: Option<&Tensor>) -> Transport {
     let copies = copies.map(|c| Tensor::from_slice(c).to_kind(Kind::Double).to_device(cost.device()));
     let eps = params.epsilon;

@@ -108,6 +108,9 @@ pub struct KnnArgs {
     pub test: PathBuf,
     #[arg(long, default_value_t = 200)]
     pub k: i64,
+    /// Subtract the train features' mean before the cosine (as `pixel-features` does to pixels).
+    #[arg(long)]
+    pub centre: bool,
 }
 
 #[derive(Args, Debug)]
@@ -396,8 +399,15 @@ fn cmd_knn(args: KnnArgs) -> Result<()> {
         return Err(Error::invalid("k", args.k, "at least 1").into());
     }
     let classes = train_labels.iter().chain(test_labels).max().map_or(1, |m| m + 1);
-    let accuracy = simclr::knn_accuracy(&l2_normalize(&train.features), train_labels, &l2_normalize(&test.features), test_labels, args.k, classes);
-    println!("kNN accuracy (k = {}, cosine): {:.2}%", args.k, 100.0 * accuracy);
+    let (train_x, test_x) = if args.centre {
+        let mean = train.features.mean_dim([0i64].as_slice(), true, tch::Kind::Float);
+        (&train.features - &mean, &test.features - &mean)
+    } else {
+        (train.features.shallow_clone(), test.features.shallow_clone())
+    };
+    let accuracy = simclr::knn_accuracy(&l2_normalize(&train_x), train_labels, &l2_normalize(&test_x), test_labels, args.k, classes);
+    let centred = if args.centre { ", centred on the train mean" } else { "" };
+    println!("kNN accuracy (k = {}, cosine{centred}): {:.2}%", args.k, 100.0 * accuracy);
     Ok(())
 }
 

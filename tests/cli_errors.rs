@@ -156,3 +156,39 @@ fn a_good_run_writes_its_reports() {
     assert!(out.join("summary.md").exists());
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `knn --centre` removes a shared offset that plain cosine similarity cannot see past: two
+/// classes that differ only in a small second coordinate, the first class three times as
+/// common, so that without centring every neighbour weighs about the same and the majority wins.
+#[test]
+fn knn_centre_removes_a_shared_offset() {
+    let dir = workdir("knn-centre");
+    let write = |name: &str, counts: [usize; 2]| {
+        let mut values = Vec::new();
+        let mut labels = Vec::new();
+        for (class, &count) in counts.iter().enumerate() {
+            for k in 0..count {
+                let sign = if class == 0 { 1.0 } else { -1.0 };
+                values.extend([100.0f32, sign * (1.0 + 0.01 * k as f32)]);
+                labels.push(class as i64);
+            }
+        }
+        let path = dir.join(name);
+        save_features(&path, &Tensor::from_slice(&values).view([labels.len() as i64, 2]), Some(&labels)).unwrap();
+        path
+    };
+    let (train, test) = (write("train.safetensors", [30, 10]), write("test.safetensors", [5, 5]));
+    let accuracy = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_zerolabel"))
+            .args(["knn", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let plain = accuracy(&[]);
+    let centred = accuracy(&["--centre"]);
+    assert!(plain.contains("cosine): 50.00%"), "{plain}");
+    assert!(centred.contains("centred on the train mean): 100.00%"), "{centred}");
+}

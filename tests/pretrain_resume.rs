@@ -75,3 +75,28 @@ fn resume_after_an_interrupted_epoch_is_bit_exact() {
         std::fs::remove_dir_all(d).ok();
     }
 }
+
+/// A cosine schedule is shaped by its epoch budget: resuming it under another budget is refused
+/// (a constant rate may grow its budget), and the learning rate it logged falls epoch by epoch.
+#[test]
+fn cosine_schedule_is_tied_to_its_budget() {
+    tch::set_num_threads(1);
+    let set = tiny_set();
+    let cosine = SimclrParams { lr_schedule: simclr::LrSchedule::Cosine, ..params() };
+    let out = dir("cosine");
+    let o = PretrainOptions { out: &out, seed: 1, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    pretrain::pretrain(&set, &config(), &cosine, &o).unwrap();
+    let log = std::fs::read_to_string(out.join("pretrain_log.jsonl")).unwrap();
+    let rates: Vec<f64> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"].as_f64().unwrap()).collect();
+    assert!(rates.len() == 2 && rates[0] < cosine.learning_rate && rates[1] < rates[0], "{rates:?}");
+
+    let o = PretrainOptions { resume: true, ..o };
+    let longer = SimclrParams { epochs: 3, ..cosine.clone() };
+    let e = pretrain::pretrain(&set, &config(), &longer, &o).unwrap_err().to_string();
+    assert!(e.contains("cosine schedule over 2 epochs") && e.contains("checkpoint.safetensors"), "{e}");
+    let constant_out = dir("constant");
+    let fresh = PretrainOptions { out: &constant_out, seed: 1, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    pretrain::pretrain(&set, &config(), &params(), &fresh).unwrap();
+    let constant = SimclrParams { epochs: 3, ..params() };
+    assert_eq!(pretrain::pretrain(&set, &config(), &constant, &PretrainOptions { resume: true, ..fresh }).unwrap().epochs_run, 1);
+}

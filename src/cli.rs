@@ -201,6 +201,10 @@ pub struct PixelFeatureArgs {
     /// Number of principal components (0: all pixels, centred).
     #[arg(long, default_value_t = 50)]
     pub pca: usize,
+    /// The pixels as they are, only L2-normalised: no centring, no PCA (`knn --centre` then
+    /// centres them at evaluation, like learned features).
+    #[arg(long, conflicts_with = "pca")]
+    pub raw: bool,
     /// Output folder: train.safetensors and test.safetensors.
     #[arg(long, short)]
     pub out: PathBuf,
@@ -366,10 +370,15 @@ fn cmd_pixel_features(args: PixelFeatureArgs, quiet: bool) -> Result<()> {
     let train = read_dataset(&args.format, &args.data, Split::Train, None)?;
     let test = read_dataset(&args.format, &args.data, Split::Test, None)?;
     status("Read", &format!("{} train and {} test images from {}", train.count, test.count, args.data.display()), quiet);
-    let (ftrain, ftest) = pca_features(&pixels(&train), &pixels(&test), args.pca)?;
+    let (ftrain, ftest) = if args.raw {
+        (l2_normalize(&pixels(&train)), l2_normalize(&pixels(&test)))
+    } else {
+        pca_features(&pixels(&train), &pixels(&test), args.pca)?
+    };
     features::save_features(&args.out.join("train.safetensors"), &ftrain, train.labels.as_deref())?;
     features::save_features(&args.out.join("test.safetensors"), &ftest, test.labels.as_deref())?;
-    status("Wrote", &format!("{} (PCA {}, L2-normalised)", args.out.display(), args.pca), quiet);
+    let how = if args.raw { "raw pixels".to_string() } else { format!("PCA {}", args.pca) };
+    status("Wrote", &format!("{} ({how}, L2-normalised)", args.out.display()), quiet);
     Ok(())
 }
 

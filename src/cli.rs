@@ -409,8 +409,7 @@ fn cmd_knn(args: KnnArgs) -> Result<()> {
     }
     let classes = train_labels.iter().chain(test_labels).max().map_or(1, |m| m + 1);
     let (train_x, test_x) = if args.centre {
-        let mean = train.features.mean_dim([0i64].as_slice(), true, tch::Kind::Float);
-        (&train.features - &mean, &test.features - &mean)
+        features::centre_on_train(&train.features, &test.features)
     } else {
         (train.features.shallow_clone(), test.features.shallow_clone())
     };

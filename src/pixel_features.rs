@@ -1,6 +1,6 @@
 //! Stand-in features until stage I (SimCLR) is available: raw pixels, centred and projected on
 //! their top principal components (fitted on the training split only), then L2-normalised.
-use crate::data::features::l2_normalize;
+use crate::data::features::{centre_on_train, l2_normalize};
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
 use tch::{Kind, Tensor};
@@ -17,8 +17,7 @@ pub fn pca_features(train: &Tensor, test: &Tensor, dim: usize) -> Result<(Tensor
     if dim as i64 > d {
         return Err(Error::invalid("pca dimension", dim, "at most the number of pixels"));
     }
-    let mean = train.mean_dim([0i64].as_slice(), true, Kind::Float);
-    let (train_c, test_c) = (train - &mean, test - &mean);
+    let (train_c, test_c) = centre_on_train(train, test);
     if dim == 0 {
         return Ok((l2_normalize(&train_c), l2_normalize(&test_c)));
     }

@@ -118,6 +118,12 @@ pub fn l2_normalize(features: &Tensor) -> Tensor {
     features / norms
 }
 
+/// Both splits shifted by the train split's mean row (the test split never shapes the shift).
+pub fn centre_on_train(train: &Tensor, test: &Tensor) -> (Tensor, Tensor) {
+    let mean = train.mean_dim([0i64].as_slice(), true, tch::Kind::Float);
+    (train - &mean, test - &mean)
+}
+
 /// Checks labels against the class count: every label in 0..c.
 pub fn check_labels(labels: &[i64], n_classes: usize, source: &Path) -> Result<()> {
     if let Some((row, bad)) = labels.iter().enumerate().find(|(_, l)| **l < 0 || **l >= n_classes as i64) {

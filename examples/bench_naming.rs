@@ -6,11 +6,13 @@
 //! Each instance: c centroids in 128 dimensions, class similarities from a noisy copy of the
 //! centroids (so the instance has structure, as real ones do), cluster sizes and proportions.
 use std::time::Instant;
-use zerolabel::naming::{cosine_matrix, name_clusters, NamingParams};
+use zerolabel::naming::qap::cosine_matrix;
+use zerolabel::naming::{GeometryNamer, GeometryParams};
 use zerolabel::rng::Rng;
 
 fn main() {
-    let params = NamingParams { size_weight: 1.0, ..NamingParams::default() };
+    let params = GeometryParams { size_weight: 1.0, ..GeometryParams::default() };
+    let namer = GeometryNamer::new(params.clone()).expect("valid settings");
     println!("| c | solver | instances | median time (ms) | max time (ms) |\n| --- | --- | --- | --- | --- |");
     for &c in &[10usize, 20, 100] {
         let instances = if c <= 20 { 20 } else { 5 };
@@ -23,7 +25,7 @@ fn main() {
             let sizes: Vec<usize> = (0..c).map(|_| 500 + (rng.uniform() * 100.0) as usize).collect();
             let alpha = vec![1.0 / c as f64; c];
             let started = Instant::now();
-            let (_, naming) = name_clusters(&centroids, &sizes, &class_similarity, &alpha, &params, k as u64);
+            let (_, naming) = namer.solve(&centroids, &sizes, &class_similarity, &alpha, k as u64);
             times.push(started.elapsed().as_secs_f64() * 1e3);
             std::hint::black_box(naming);
         }

@@ -1,17 +1,18 @@
 //! Command-line interface: raw flags (clap) turned into checked parameters, then one function
 //! per subcommand. Errors travel up to `main`, which prints them once.
+use crate::ablation::{self, ABLATIONS};
 use crate::backbone::simclr;
-use crate::config::{build_prior, pipeline_params, ClassArgs, DatasetArgs, PretrainSettings, RunConfig, StageArgs};
+use crate::config::{build_prior, ClassArgs, DatasetArgs, PretrainSettings, RunConfig, StageArgs, StageSettings};
 use crate::data::features::{self, l2_normalize};
 use crate::data::images::{read_dataset, DatasetFormat, Split};
 use crate::device::{self, DeviceChoice};
 use crate::error::Error;
-use crate::eval;
-use crate::experiment::{self, Inputs, SeedMetrics, ABLATIONS};
+use crate::eval::{self, SeedMetrics};
 use crate::io::{self, JsonLines};
-use crate::pipeline::{self, FeatureData};
-use crate::prior::sampler::PriorAtoms;
+use crate::layout::SeedsLayout;
+use crate::orchestrator::Orchestrator;
 use crate::progress::status;
+use crate::stages::{self, FeatureData};
 use crate::{predict, report, run};
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
@@ -231,36 +232,30 @@ fn cmd_prior(args: PriorArgs) -> Result<()> {
     Ok(())
 }
 
-fn setup_device(args: &StageArgs, quiet: bool) -> Result<tch::Device> {
-    if args.threads < 1 {
-        return Err(Error::invalid("threads", args.threads, "at least 1").into());
-    }
-    tch::set_num_threads(args.threads);
-    if !(1..=2).contains(&args.sinkhorn_threads) {
-        return Err(Error::invalid("sinkhorn_threads", args.sinkhorn_threads, "1 or 2").into());
-    }
-    crate::ot::set_solver_threads(args.sinkhorn_threads);
+/// The checked stage settings and the device, with libtorch's threads set from them.
+fn stage_setup(args: &StageArgs, classes: &ClassArgs, n_classes: usize, quiet: bool) -> Result<(StageSettings, tch::Device)> {
+    let settings = args.validate(classes.preset, n_classes)?;
     let device = args.device.resolve()?;
+    settings.apply_threads();
     status("Device", &device::describe(device), quiet);
-    Ok(device)
+    Ok((settings, device))
 }
 
 fn cmd_match(args: MatchArgs, quiet: bool) -> Result<()> {
     let prior = build_prior(&args.classes)?;
     let c = prior.n_classes();
-    let params = pipeline_params(&args.stages, args.classes.preset, c)?;
-    let device = setup_device(&args.stages, quiet)?;
+    let (settings, device) = stage_setup(&args.stages, &args.classes, c, quiet)?;
     let f = &args.features;
     let data = FeatureData::load(&f.train, &f.test, f.test_labels.as_deref(), c, device)?;
-    let out = &f.out;
+    let layout = SeedsLayout::new(&f.out);
     status(
         "Training",
-        &format!("{} samples x {} features, {c} classes, {} seed(s) -> {}", data.train.size()[0], data.train.size()[1], args.stages.seeds, out.display()),
+        &format!("{} samples x {} features, {c} classes, {} seed(s) -> {}", data.train.size()[0], data.train.size()[1], args.stages.seeds, f.out.display()),
         quiet,
     );
-    let records = pipeline::match_stage(&prior, &params, &args.stages, &data, out, false, quiet)?;
+    let records = Orchestrator::new(&prior, &settings, quiet)?.run_seeds(&data, &layout, &args.stages.seed_list(), false)?;
     let metrics: Vec<SeedMetrics> = records.iter().filter_map(|r| r.metrics.clone()).collect();
-    let summary = (!metrics.is_empty()).then(|| experiment::summarize(&metrics, c));
+    let summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
     let report = json!({
         "command": "match",
         "version": env!("CARGO_PKG_VERSION"),
@@ -271,18 +266,19 @@ fn cmd_match(args: MatchArgs, quiet: bool) -> Result<()> {
         "n_test": data.test.size()[0],
         "feat_dim": data.train.size()[1],
         "device": device::describe(device),
-        "params": params,
+        "params": settings,
+        "naming": settings.naming.describe(),
         "prior": prior,
         "accuracy": summary.as_ref().map(|s| s.accuracy),
         "summary": summary,
         "seeds": metrics,
     });
-    io::write_json_atomic(&out.join("metrics.json"), &report)?;
+    io::write_json_atomic(&layout.metrics(), &report)?;
     let text = match &summary {
-        Some(s) => report::summary_text(&prior, s, &metrics),
+        Some(s) => report::summary_text(&prior.class_names, &settings.naming.describe(), s, &metrics),
         None => "No test labels: predictions and classifiers were written, accuracy was not measured.\n".into(),
     };
-    io::write_atomic(&out.join("summary.md"), text.as_bytes())?;
+    io::write_atomic(&layout.summary(), text.as_bytes())?;
     print!("{text}");
     Ok(())
 }
@@ -290,79 +286,49 @@ fn cmd_match(args: MatchArgs, quiet: bool) -> Result<()> {
 fn cmd_ablate(args: AblateArgs, quiet: bool) -> Result<()> {
     let prior = build_prior(&args.classes)?;
     let c = prior.n_classes();
-    let base = pipeline_params(&args.stages, args.classes.preset, c)?;
-    let device = setup_device(&args.stages, quiet)?;
+    let (settings, device) = stage_setup(&args.stages, &args.classes, c, quiet)?;
     let f = &args.features;
     let data = FeatureData::load(&f.train, &f.test, f.test_labels.as_deref(), c, device)?;
-    let labels = data.test_labels.clone().ok_or_else(|| {
-        anyhow::anyhow!("{}: ablations need test labels (a `labels` tensor or --test-labels)", args.features.test.display())
-    })?;
+    let labels = data.test_labels.clone().ok_or_else(|| anyhow::anyhow!("{}: ablations need test labels (a `labels` tensor or --test-labels)", f.test.display()))?;
     let random_backbone = match (&args.random_backbone_train, &args.random_backbone_test) {
         (Some(train), Some(test)) => {
             let d = FeatureData::load(train, test, None, c, device)?;
-            if d.test.size()[0] != data.test.size()[0] {
-                bail!("{}: {} rows, but the test features have {}", test.display(), d.test.size()[0], data.test.size()[0]);
+            if d.test.size()[0] != data.test.size()[0] || d.train.size()[0] != data.train.size()[0] {
+                bail!("{}: {} train and {} test rows, but the features have {} and {}", test.display(), d.train.size()[0], d.test.size()[0], data.train.size()[0], data.test.size()[0]);
             }
             Some(d)
         }
         _ => None,
     };
-    let atoms = PriorAtoms::new(&prior);
-    let inputs = Inputs::new(&prior, &atoms, &data.train, &data.test);
-    let out = &args.features.out;
-    let mut log = JsonLines::create(&out.join("train_log.jsonl"))?;
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); ABLATIONS.len()];
-    let mut randoms = Vec::new();
-    for seed in (0..args.stages.seeds as u64).map(|k| args.stages.seed + k) {
-        let clustering = experiment::run_clustering(&inputs, &base.clustering, seed, &mut log, quiet)?;
-        randoms.push(experiment::random_baseline(&data.test, &labels, c, seed));
-        for (v, variant) in ABLATIONS.iter().enumerate() {
-            let mut params = base.matching.clone();
-            params.loss = variant.loss;
-            params.init = variant.init;
-            let (train, test) = if variant.random_backbone {
-                match &random_backbone {
-                    Some(d) => (&d.train, &d.test),
-                    None => continue,
-                }
-            } else {
-                (&data.train, &data.test)
-            };
-            let label = format!("({}) {}", variant.key, variant.name);
-            let matching = experiment::run_matching(train, Some(&clustering), &inputs, &params, seed, &label, &mut log, quiet)?;
-            let pred = matching.classifier.predict(&test.to_device(tch::Device::Cpu));
-            let accuracy = eval::classification_report(&pred, &labels, c).accuracy;
-            status("Seed", &format!("{seed} {label}: accuracy {:.1}%", 100.0 * accuracy), quiet);
-            results[v].push(accuracy);
-        }
-    }
-    use std::fmt::Write;
-    let mut table = String::new();
-    let _ = writeln!(table, "# Ablations ({} seed(s); accuracy %, mean ± std)\n", args.stages.seeds);
-    let _ = writeln!(table, "| variant | ours | paper, CIFAR-10 |\n| --- | --- | --- |");
-    let mut rows = Vec::new();
-    for (variant, accs) in ABLATIONS.iter().zip(&results) {
-        let ours = if accs.is_empty() {
-            "skipped: needs --random-backbone-train/--random-backbone-test".to_string()
-        } else {
-            eval::mean_std(accs).to_string()
-        };
-        let _ = writeln!(table, "| ({}) {} | {ours} | {} |", variant.key, variant.name, experiment::paper_ablation_result(variant.key));
-        rows.push(json!({"key": variant.key, "name": variant.name, "loss": variant.loss, "init": variant.init,
-            "accuracy": (!accs.is_empty()).then(|| eval::mean_std(accs)), "per_seed": accs}));
-    }
-    let random = eval::mean_std(&randoms);
-    let _ = writeln!(table, "| Random fC | {random} | 11.2 |");
-    let e_accuracy = (!results[4].is_empty()).then(|| eval::mean_std(&results[4]));
+    let layout = SeedsLayout::new(&f.out);
+    let mut log = JsonLines::create(&layout.ablation_log())?;
+    let seeds = args.stages.seed_list();
+    let results = ablation::run_ablations(&prior, &settings, &data, &labels, random_backbone.as_ref(), &seeds, &mut log, quiet)?;
+    let table = ablation_table(&results, seeds.len());
+    let rows: Vec<_> = ABLATIONS.iter().enumerate().map(|(v, variant)| json!({"key": variant.key, "name": variant.name, "loss": variant.loss, "init": variant.init,
+        "accuracy": results.summary(v), "per_seed": results.per_variant[v]})).collect();
     io::write_json_atomic(
-        &out.join("metrics.json"),
-        &json!({"command": "ablate", "classes": prior.class_names, "params": base, "accuracy": e_accuracy,
-            "random_baseline": random, "ablations": rows,
-            "seeds": (0..args.stages.seeds as u64).map(|k| args.stages.seed + k).collect::<Vec<_>>()}),
+        &layout.metrics(),
+        &json!({"command": "ablate", "classes": prior.class_names, "params": settings, "accuracy": results.summary(4),
+            "random_baseline": eval::mean_std(&results.random), "ablations": rows, "seeds": seeds}),
     )?;
-    io::write_atomic(&out.join("summary.md"), table.as_bytes())?;
+    io::write_atomic(&layout.summary(), table.as_bytes())?;
     print!("{table}");
     Ok(())
+}
+
+/// The ablation table next to the paper's numbers.
+fn ablation_table(results: &ablation::AblationResults, seeds: usize) -> String {
+    use std::fmt::Write;
+    let mut table = String::new();
+    let _ = writeln!(table, "# Ablations ({seeds} seed(s); accuracy %, mean ± std)\n");
+    let _ = writeln!(table, "| variant | ours | paper, CIFAR-10 |\n| --- | --- | --- |");
+    for (v, variant) in ABLATIONS.iter().enumerate() {
+        let ours = results.summary(v).map_or_else(|| "skipped: needs --random-backbone-train/--random-backbone-test".to_string(), |m| m.to_string());
+        let _ = writeln!(table, "| ({}) {} | {ours} | {} |", variant.key, variant.name, ablation::paper_ablation_result(variant.key));
+    }
+    let _ = writeln!(table, "| Random fC | {} | 11.2 |", eval::mean_std(&results.random));
+    table
 }
 
 fn cmd_pixel_features(args: PixelFeatureArgs, quiet: bool) -> Result<()> {
@@ -385,14 +351,15 @@ fn cmd_pixel_features(args: PixelFeatureArgs, quiet: bool) -> Result<()> {
 fn cmd_pretrain(args: PretrainArgs, quiet: bool) -> Result<()> {
     let device = args.device.resolve()?;
     status("Device", &device::describe(device), quiet);
-    let outcome = pipeline::pretrain_stage(&args.dataset, &args.settings, device, &args.out, args.resume, quiet)?;
+    args.settings.apply_threads(tch::get_num_threads())?;
+    let outcome = stages::pretrain_stage(&args.dataset, &args.settings, device, &args.out, args.resume, quiet)?;
     status("Finished", &format!("{} epoch(s); best model {}", outcome.epochs_run, outcome.best.display()), quiet);
     Ok(())
 }
 
 fn cmd_features(args: FeaturesArgs, quiet: bool) -> Result<()> {
     let device = args.device.resolve()?;
-    pipeline::features_stage(&args.dataset, &args.checkpoint, device, &args.out, quiet)
+    stages::features_stage(&args.dataset, &args.checkpoint, device, &args.out, quiet)
 }
 
 fn cmd_knn(args: KnnArgs) -> Result<()> {

@@ -3,18 +3,18 @@
 //! Each settings group is both a set of command-line flags (clap) and a TOML table (serde), so
 //! `zerolabel match --lr 1e-4` and `[stages] lr = 1e-4` mean the same thing. A run config
 //! (`configs/*.toml`) is one table per group; `--set TABLE.KEY=VALUE` overrides any field.
-//! The functions at the bottom turn settings into the checked parameters of each stage.
+//! Settings are checked once (ripgrep's pattern): [`StageArgs::validate`] turns the raw flags
+//! into the [`StageSettings`] every command uses, with the same rules everywhere.
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
 use crate::backbone::simclr::{LrSchedule, Precision, SimclrParams};
-use crate::cluster::{AssignmentRule, ClusteringParams};
+use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, SinkhornClusteringParams};
 use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
 use crate::device::DeviceChoice;
 use crate::error::Error;
-use crate::experiment::PipelineParams;
 use crate::matching::{ClassifierInit, MatchingLoss, MatchingParams, OptimizerKind, PlanGradient};
-use crate::naming::{NamingParams, NamingSimilarity};
-use crate::prior::word_vectors::WordVectorSource;
+use crate::naming::{GeometryParams, NamingKind, NamingSettings, NamingSimilarity};
+use crate::prior::encoder::{build_encoder, EncoderKind};
 use crate::prior::{nominal, ordinal, LabelPrior, PriorParams, TargetScheme};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -154,6 +154,17 @@ impl Default for PretrainSettings {
 }
 
 impl PretrainSettings {
+    /// Sets libtorch's CPU thread count for stage I and feature extraction: `threads`, or
+    /// `default` when unset (process-wide, so commands call it once, visibly).
+    pub fn apply_threads(&self, default: i32) -> Result<()> {
+        let threads = self.threads.unwrap_or(default);
+        if threads < 1 {
+            return Err(Error::invalid("threads", threads, "at least 1").into());
+        }
+        tch::set_num_threads(threads);
+        Ok(())
+    }
+
     /// The backbone and SimCLR parameters for images of this shape on this device, checked.
     pub fn backbone(&self, set: &ImageSet, device: tch::Device) -> Result<(ResNetConfig, SimclrParams)> {
         if !(self.width > 0.0 && self.width <= 4.0) {
@@ -215,10 +226,18 @@ pub struct ClassArgs {
     /// The classes are ordered (grades, age groups): ranks follow |i - j|, no word vectors.
     #[arg(long)]
     pub ordinal: bool,
-    /// Word vectors: a GloVe/word2vec text file, or the folder of the kumo GloVe package
-    /// [default: GloVe 6B 50d installed by scripts/setup.sh].
+    /// How class names become vectors: glove (static word vectors, averaged over a name's
+    /// words) or vectors (one vector per class from `--class-vectors`).
+    #[arg(long, value_enum, default_value = "glove")]
+    pub encoder: EncoderKind,
+    /// Word vectors for `glove`: a GloVe/word2vec text file, or the folder of the kumo GloVe
+    /// package [default: GloVe 6B 50d installed by scripts/setup.sh].
     #[arg(long)]
     pub word_vectors: Option<PathBuf>,
+    /// Vectors for `--encoder vectors`: a text file with one line of numbers per class, in
+    /// class order.
+    #[arg(long)]
+    pub class_vectors: Option<PathBuf>,
     /// Target values along the rank order.
     #[arg(long, value_enum)]
     pub targets: Option<TargetScheme>,
@@ -242,7 +261,9 @@ impl Default for ClassArgs {
             classes: Vec::new(),
             classes_file: None,
             ordinal: false,
+            encoder: EncoderKind::Glove,
             word_vectors: None,
+            class_vectors: None,
             targets: None,
             weight_floor: None,
             shuffle_tail: None,
@@ -270,10 +291,6 @@ pub struct StageArgs {
     /// add synchronisation (and OpenMP threads spin when the cores are shared), so 1 is fastest.
     #[arg(long, default_value_t = 1)]
     pub threads: i32,
-    /// Threads of the CPU Sinkhorn solver (1 or 2). 2 is ~1.1x faster on an idle 2-core
-    /// machine, but its threads spin-wait, which hurts when the cores are shared.
-    #[arg(long, default_value_t = 1)]
-    pub sinkhorn_threads: usize,
     /// Stage II: Adam steps [5000].
     #[arg(long)]
     pub cluster_steps: Option<usize>,
@@ -328,19 +345,30 @@ pub struct StageArgs {
     /// Review code: size of the prior-sample pool drawn once [none: fresh samples every step].
     #[arg(long)]
     pub prior_pool: Option<usize>,
-    /// Beyond the paper: start stage III from the clusters named by geometry (centroid
-    /// similarities matched to class-name similarities) instead of the arbitrary cluster order.
-    #[arg(long)]
-    pub naming_init: bool,
-    /// Weight of the cluster-size term in the naming objective [0].
+    /// Stage II method.
+    #[arg(long, value_enum, default_value = "sinkhorn")]
+    pub clustering: ClusteringKind,
+    /// How clusters get their names, as a chain of methods, comma-separated: stage3 (the
+    /// paper), geometry (beyond the paper), or geometry,stage3 (stage III from the named clusters).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "stage3")]
+    pub naming: Vec<NamingKind>,
+    /// Also train the paper's stage III where the naming chain is another, so that the paper's
+    /// method is always reported beside it [true].
+    #[arg(long = "no-paper-reference", action = clap::ArgAction::SetFalse)]
+    pub paper_reference: bool,
+    /// Weight of the cluster-size term in the geometry naming's objective [0].
     #[arg(long, default_value_t = 0.0)]
     pub naming_size_weight: f64,
-    /// Similarities the naming compares: cosine (as they are) or rank (neighbour order only).
+    /// Similarities the geometry naming compares: cosine (as they are) or rank (neighbour order only).
     #[arg(long, value_enum, default_value = "cosine")]
     pub naming_similarity: NamingSimilarity,
-    /// Beyond the paper: skip stage III and use the named clusters as the classifier
-    /// (nearest centroid, then its cluster's name).
-    #[arg(long, conflicts_with = "naming_init")]
+    /// Replaced by `naming = ["geometry", "stage3"]` (`--naming geometry,stage3`).
+    #[arg(long, hide = true)]
+    #[serde(skip_serializing)]
+    pub naming_init: bool,
+    /// Replaced by `naming = ["geometry"]` (`--naming geometry`).
+    #[arg(long, hide = true)]
+    #[serde(skip_serializing)]
     pub naming_only: bool,
 }
 
@@ -351,7 +379,6 @@ impl Default for StageArgs {
             seed: 0,
             device: DeviceChoice::Auto,
             threads: 1,
-            sinkhorn_threads: 1,
             cluster_steps: None,
             cluster_batch_size: None,
             cluster_lr: None,
@@ -370,9 +397,12 @@ impl Default for StageArgs {
             plan_gradient: None,
             selection_window: None,
             prior_pool: None,
-            naming_init: false,
+            clustering: ClusteringKind::Sinkhorn,
+            naming: vec![NamingKind::Stage3],
+            paper_reference: true,
             naming_size_weight: 0.0,
             naming_similarity: NamingSimilarity::Cosine,
+            naming_init: false,
             naming_only: false,
         }
     }
@@ -427,75 +457,116 @@ pub fn build_prior(args: &ClassArgs) -> Result<LabelPrior> {
     let prior = if args.ordinal {
         ordinal::ordinal_prior(&names, params)?
     } else {
-        let source = args.word_vectors.as_deref().map_or_else(WordVectorSource::default_glove, WordVectorSource::from_path);
-        nominal::nominal_prior(&names, &source, params).with_context(|| format!("building the label prior from {}", source.describe()))?
+        let encoder = build_encoder(args.encoder, args.word_vectors.as_deref(), args.class_vectors.as_deref())?;
+        nominal::nominal_prior(&names, encoder.as_ref(), params).with_context(|| format!("building the label prior from {}", encoder.describe()))?
     };
     Ok(prior)
 }
 
-/// Turns the stage settings into checked parameters (preset first, then explicit values).
-pub fn pipeline_params(args: &StageArgs, preset: Preset, n_classes: usize) -> Result<PipelineParams> {
-    let mut clustering = ClusteringParams::default_for(n_classes);
-    let mut matching = MatchingParams::default();
-    if preset == Preset::ReviewCode {
-        clustering.learning_rate = 0.01;
-        clustering.assignment = AssignmentRule::Nearest;
-        matching.init_scale = 0.1;
-        matching.optimizer = OptimizerKind::Sgd;
-        matching.plan_gradient = PlanGradient::Unrolled;
-        matching.selection_window = 1;
-        matching.prior_pool = Some(40_000);
+/// The checked settings of stages II-III: what every command that clusters and names uses.
+#[derive(Clone, Debug, Serialize)]
+pub struct StageSettings {
+    /// libtorch CPU threads for stages II-III (checked; results do not depend on it).
+    #[serde(skip)]
+    pub threads: i32,
+    pub clustering: ClusteringMethod,
+    pub naming: NamingSettings,
+    /// Train the paper's stage III beside a naming chain that is not the paper's.
+    pub paper_reference: bool,
+}
+
+impl StageSettings {
+    /// The settings of the paper's stage III on these clusters (for the reference and Figure 4B).
+    pub fn paper_naming(&self) -> NamingSettings {
+        NamingSettings { chain: vec![NamingKind::Stage3], ..self.naming.clone() }
     }
-    macro_rules! set {
-        ($target:expr, $value:expr) => {
-            if let Some(v) = $value {
-                $target = v;
-            }
+
+    /// Sets libtorch's CPU thread count for stages II-III (process-wide, so the command does it,
+    /// once, where everyone can see it).
+    pub fn apply_threads(&self) {
+        tch::set_num_threads(self.threads);
+    }
+
+    /// Whether the paper's stage III is trained beside the chain.
+    pub fn trains_paper_reference(&self) -> bool {
+        self.paper_reference && !self.naming.is_paper()
+    }
+}
+
+impl StageArgs {
+    /// Checks every value once, with the same rules for `run`, `match` and `ablate`: the preset
+    /// first, then explicit values; an invalid value is an error naming it, never clamped.
+    pub fn validate(&self, preset: Preset, n_classes: usize) -> Result<StageSettings> {
+        if self.naming_only {
+            bail!("stages.naming_only (--naming-only) was replaced: use naming = [\"geometry\"] (--naming geometry)");
+        }
+        if self.naming_init {
+            bail!("stages.naming_init (--naming-init) was replaced: use naming = [\"geometry\", \"stage3\"] (--naming geometry,stage3)");
+        }
+        if self.seeds == 0 {
+            return Err(Error::invalid("seeds", 0, "at least 1").into());
+        }
+        if self.threads < 1 {
+            return Err(Error::invalid("threads", self.threads, "at least 1").into());
+        }
+        let (clustering, matching) = self.stage_params(preset, n_classes);
+        let clustering = match self.clustering {
+            ClusteringKind::Sinkhorn => ClusteringMethod::Sinkhorn(clustering),
         };
+        clustering.build()?;
+        let geometry = GeometryParams { size_weight: self.naming_size_weight, similarity: self.naming_similarity, ..GeometryParams::default() };
+        let naming = NamingSettings { chain: self.naming.clone(), geometry, stage3: matching };
+        naming.check()?;
+        Ok(StageSettings { threads: self.threads, clustering, naming, paper_reference: self.paper_reference })
     }
-    set!(clustering.steps, args.cluster_steps);
-    set!(clustering.batch_size, args.cluster_batch_size);
-    set!(clustering.learning_rate, args.cluster_lr);
-    set!(clustering.assignment, args.assign);
-    set!(clustering.sinkhorn.epsilon, args.epsilon);
-    set!(clustering.sinkhorn.tolerance, args.sinkhorn_tol);
-    set!(matching.loss, args.loss);
-    set!(matching.init, args.init);
-    set!(matching.init_scale, args.init_scale);
-    set!(matching.batch_size, args.batch_size);
-    set!(matching.steps, args.steps);
-    set!(matching.learning_rate, args.lr);
-    set!(matching.optimizer, args.optimizer);
-    set!(matching.grad_clip, args.grad_clip);
-    set!(matching.sinkhorn.epsilon, args.epsilon);
-    set!(matching.sinkhorn.tolerance, args.sinkhorn_tol);
-    set!(matching.sinkhorn.max_iters, args.sinkhorn_iters);
-    set!(matching.plan_gradient, args.plan_gradient);
-    set!(matching.selection_window, args.selection_window);
-    if args.prior_pool.is_some() {
-        matching.prior_pool = args.prior_pool;
+
+    /// Stage II and III parameters: the preset's values, then the explicit ones.
+    fn stage_params(&self, preset: Preset, n_classes: usize) -> (SinkhornClusteringParams, MatchingParams) {
+        let mut clustering = SinkhornClusteringParams::default_for(n_classes);
+        let mut matching = MatchingParams::default();
+        if preset == Preset::ReviewCode {
+            clustering.learning_rate = 0.01;
+            clustering.assignment = AssignmentRule::Nearest;
+            matching.init_scale = 0.1;
+            matching.optimizer = OptimizerKind::Sgd;
+            matching.plan_gradient = PlanGradient::Unrolled;
+            matching.selection_window = 1;
+            matching.prior_pool = Some(40_000);
+        }
+        macro_rules! set {
+            ($target:expr, $value:expr) => {
+                if let Some(v) = $value {
+                    $target = v;
+                }
+            };
+        }
+        set!(clustering.steps, self.cluster_steps);
+        set!(clustering.batch_size, self.cluster_batch_size);
+        set!(clustering.learning_rate, self.cluster_lr);
+        set!(clustering.assignment, self.assign);
+        set!(clustering.sinkhorn.epsilon, self.epsilon);
+        set!(clustering.sinkhorn.tolerance, self.sinkhorn_tol);
+        set!(matching.loss, self.loss);
+        set!(matching.init, self.init);
+        set!(matching.init_scale, self.init_scale);
+        set!(matching.batch_size, self.batch_size);
+        set!(matching.steps, self.steps);
+        set!(matching.learning_rate, self.lr);
+        set!(matching.optimizer, self.optimizer);
+        set!(matching.grad_clip, self.grad_clip);
+        set!(matching.sinkhorn.epsilon, self.epsilon);
+        set!(matching.sinkhorn.tolerance, self.sinkhorn_tol);
+        set!(matching.sinkhorn.max_iters, self.sinkhorn_iters);
+        set!(matching.plan_gradient, self.plan_gradient);
+        set!(matching.selection_window, self.selection_window);
+        if self.prior_pool.is_some() {
+            matching.prior_pool = self.prior_pool;
+        }
+        if matching.steps < matching.log_every {
+            matching.log_every = matching.steps.max(1);
+        }
+        (clustering, matching)
     }
-    if matching.steps < matching.log_every {
-        matching.log_every = matching.steps.max(1);
-    }
-    matching.check()?;
-    if args.seeds == 0 {
-        return Err(Error::invalid("seeds", 0, "at least 1").into());
-    }
-    if !(args.naming_size_weight >= 0.0 && args.naming_size_weight.is_finite()) {
-        return Err(Error::invalid("naming_size_weight", args.naming_size_weight, "a non-negative number").into());
-    }
-    if args.naming_init && args.naming_only {
-        bail!("naming_init and naming_only exclude each other: one starts stage III from the named clusters, the other skips stage III");
-    }
-    let naming = NamingParams {
-        init_stage_three: args.naming_init,
-        size_weight: args.naming_size_weight,
-        similarity: args.naming_similarity,
-        classifier_only: args.naming_only,
-        ..NamingParams::default()
-    };
-    Ok(PipelineParams { clustering, matching, naming })
 }
 
 /// Report options: `[report]` in a run config.
@@ -549,7 +620,7 @@ impl RunConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("not valid TOML: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for (section, key) in [("data", "path"), ("classes", "file"), ("classes", "word_vectors")] {
+        for (section, key) in [("data", "path"), ("classes", "file"), ("classes", "word_vectors"), ("classes", "class_vectors")] {
             if let Some(toml::Value::String(p)) = table.get_mut(section).and_then(|s| s.get_mut(key)) {
                 if Path::new(p.as_str()).is_relative() {
                     *p = base.join(p.as_str()).to_string_lossy().into_owned();
@@ -606,11 +677,11 @@ mod tests {
     #[test]
     fn relative_paths_follow_the_config_file_and_overrides_apply() {
         let path = write("ok", MINIMAL);
-        let c = RunConfig::load(&path, &["pretrain.epochs=7".into(), "stages.naming_init=true".into(), "data.format=cifar10".into()]).unwrap();
+        let c = RunConfig::load(&path, &["pretrain.epochs=7".into(), "stages.naming=[\"geometry\", \"stage3\"]".into(), "data.format=cifar10".into()]).unwrap();
         assert_eq!(c.data.data, path.parent().unwrap().join("data"));
         assert_eq!(c.classes.classes_file.as_deref(), Some(path.parent().unwrap().join("t.classes").as_path()));
         assert_eq!(c.pretrain.epochs, 7);
-        assert!(c.stages.naming_init);
+        assert_eq!(c.stages.naming, [NamingKind::Geometry, NamingKind::Stage3]);
         assert_eq!(c.data.format, DatasetFormat::Cifar10);
         assert_eq!(c.stages.seeds, 1);
         assert!(c.report.sk_comparison);

@@ -29,7 +29,7 @@ pub enum Error {
     ClassCount { what: String, expected: String, got: usize },
 
     #[error("invalid parameter {name} = {value}: expected {expected}")]
-    InvalidParam { name: &'static str, value: String, expected: &'static str },
+    InvalidParam { name: &'static str, value: String, expected: String },
 
     #[error("device: {0}")]
     Device(String),
@@ -45,7 +45,7 @@ impl Error {
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Format { path: path.into(), message: message.into() }
     }
-    pub fn invalid(name: &'static str, value: impl std::fmt::Display, expected: &'static str) -> Self {
-        Error::InvalidParam { name, value: value.to_string(), expected }
+    pub fn invalid(name: &'static str, value: impl std::fmt::Display, expected: impl Into<String>) -> Self {
+        Error::InvalidParam { name, value: value.to_string(), expected: expected.into() }
     }
 }

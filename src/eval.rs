@@ -116,6 +116,79 @@ impl std::fmt::Display for MeanStd {
     }
 }
 
+/// Per-seed metrics against the test labels.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeedMetrics {
+    pub seed: u64,
+    /// Zero-label accuracy: argmax of the named classifier against the labels, no matching.
+    pub accuracy: f64,
+    pub report: ClassificationReport,
+    /// The paper's "Random" baseline: a randomly initialised fC on the same features.
+    pub random_baseline_accuracy: f64,
+    pub cluster_hungarian_accuracy: f64,
+    pub cluster_nmi: f64,
+    pub cluster_ari: f64,
+    pub classifier_hungarian_accuracy: f64,
+    pub classifier_nmi: f64,
+    pub classifier_ari: f64,
+    /// Accuracy of the classifier before training (stage III's initialisation).
+    pub initial_accuracy: f64,
+    /// Accuracy of the geometric naming alone (nearest centroid -> its cluster's name).
+    pub naming_accuracy: f64,
+    /// Objective gap between the best and the second-best naming (exact solver).
+    pub naming_gap: Option<f64>,
+    /// The paper's stage III on the same clusters, where the naming chain is another.
+    #[serde(default)]
+    pub paper_accuracy: Option<f64>,
+    pub best_step: usize,
+    /// The label-free selection score of the seed (lower is better).
+    pub selection_score: f64,
+    pub cluster_seconds: f64,
+    pub match_seconds: f64,
+}
+
+/// Accuracy of a random fC drawn from the seed's own stream (the paper's "Random").
+pub fn random_baseline(test: &tch::Tensor, labels: &[i64], n_classes: usize, seed: u64) -> f64 {
+    let d = test.size()[1] as usize;
+    let classifier = crate::matching::Classifier::random(n_classes, d, &mut crate::rng::Rng::derive(seed, "random-baseline"));
+    let pred = classifier.predict(&test.to_device(tch::Device::Cpu));
+    classification_report(&pred, labels, n_classes).accuracy
+}
+
+/// Mean ± std over seeds of the headline numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub accuracy: MeanStd,
+    pub random_baseline: MeanStd,
+    pub cluster_hungarian_accuracy: MeanStd,
+    pub classifier_hungarian_accuracy: MeanStd,
+    pub cluster_nmi: MeanStd,
+    pub cluster_ari: MeanStd,
+    pub initial_accuracy: MeanStd,
+    pub naming_accuracy: MeanStd,
+    /// The paper's stage III beside a chain that is not the paper's.
+    pub paper_accuracy: Option<MeanStd>,
+    /// Seeds whose classifier predicts every class at least once.
+    pub seeds_without_collapse: usize,
+}
+
+pub fn summarize(seeds: &[SeedMetrics], n_classes: usize) -> Summary {
+    let pick = |f: fn(&SeedMetrics) -> f64| mean_std(&seeds.iter().map(f).collect::<Vec<_>>());
+    let paper: Vec<f64> = seeds.iter().filter_map(|s| s.paper_accuracy).collect();
+    Summary {
+        accuracy: pick(|s| s.accuracy),
+        random_baseline: pick(|s| s.random_baseline_accuracy),
+        cluster_hungarian_accuracy: pick(|s| s.cluster_hungarian_accuracy),
+        classifier_hungarian_accuracy: pick(|s| s.classifier_hungarian_accuracy),
+        cluster_nmi: pick(|s| s.cluster_nmi),
+        cluster_ari: pick(|s| s.cluster_ari),
+        initial_accuracy: pick(|s| s.initial_accuracy),
+        naming_accuracy: pick(|s| s.naming_accuracy),
+        paper_accuracy: (!paper.is_empty()).then(|| mean_std(&paper)),
+        seeds_without_collapse: seeds.iter().filter(|s| s.report.predicted_classes == n_classes).count(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -273,6 +273,91 @@ pub fn step_loss(
     (loss, transport.g, transport.iterations, transport.converged)
 }
 
+/// fC before training: random, or the centroids (row k = centroid k) times `init_scale`.
+fn initial_classifier(centroids: Option<&Tensor>, n_classes: usize, d: usize, params: &MatchingParams, seed: u64) -> Result<Classifier> {
+    match params.init {
+        ClassifierInit::Random => Ok(Classifier::random(n_classes, d, &mut Rng::derive(seed, "match-init"))),
+        ClassifierInit::Centroids => {
+            let z = centroids.ok_or_else(|| Error::invalid("init", "centroids", "stage II centroids (none were given)"))?;
+            if z.size() != [n_classes as i64, d as i64] {
+                return Err(Error::Shape {
+                    what: "centroids for the classifier initialisation".into(),
+                    expected: format!("({n_classes}, {d}): one centroid per class"),
+                    got: format!("{:?}", z.size()),
+                });
+            }
+            Ok(Classifier { weight: z.to_device(tch::Device::Cpu) * params.init_scale, bias: Tensor::zeros([n_classes as i64], (Kind::Float, tch::Device::Cpu)) })
+        }
+    }
+}
+
+/// The cluster of every training sample as a tensor, where the loss (L_cgsk) needs it.
+fn cluster_tensor(clusters: Option<&[i64]>, n: usize, params: &MatchingParams, device: tch::Device) -> Result<Option<Tensor>> {
+    match (params.loss, clusters) {
+        (MatchingLoss::Cgsk, None) => Err(Error::invalid("loss", "cgsk", "stage II cluster assignments (none were given)")),
+        (MatchingLoss::Cgsk, Some(c)) if c.len() != n => Err(Error::Shape { what: "cluster assignments".into(), expected: format!("{n}"), got: format!("{}", c.len()) }),
+        (MatchingLoss::Cgsk, Some(c)) => Ok(Some(Tensor::from_slice(c).to_device(device))),
+        (MatchingLoss::Sk, _) => Ok(None),
+    }
+}
+
+/// Label-free model selection: the parameters with the lowest mean training loss over the last
+/// `window` steps, checked every `every` steps (paper: windowed mean; review code: window 1,
+/// every 10).
+struct ModelSelection {
+    window: usize,
+    every: usize,
+    recent: std::collections::VecDeque<f64>,
+    window_sum: f64,
+    best: Classifier,
+    best_step: usize,
+    best_window_loss: f64,
+}
+
+impl ModelSelection {
+    fn new(initial: Classifier, params: &MatchingParams) -> Self {
+        ModelSelection { window: params.selection_window, every: params.selection_every, recent: Default::default(), window_sum: 0.0, best: initial, best_step: 0, best_window_loss: f64::INFINITY }
+    }
+
+    /// Adds step `step`'s loss; keeps the current parameters if their window is the best so
+    /// far. Returns the window mean.
+    fn observe(&mut self, step: usize, loss: f64, weight: &Tensor, bias: &Tensor) -> f64 {
+        self.recent.push_back(loss);
+        self.window_sum += loss;
+        if self.recent.len() > self.window {
+            self.window_sum -= self.recent.pop_front().unwrap_or(0.0);
+        }
+        let window_mean = self.window_sum / self.recent.len() as f64;
+        let full = self.recent.len() == self.window.min(step + 1);
+        if (step + 1) % self.every == 0 && full && window_mean < self.best_window_loss {
+            self.best_window_loss = window_mean;
+            self.best_step = step + 1;
+            self.best = Classifier { weight: weight.detach().to_device(tch::Device::Cpu).copy(), bias: bias.detach().to_device(tch::Device::Cpu).copy() };
+        }
+        window_mean
+    }
+}
+
+/// Sinkhorn statistics averaged between two log lines.
+#[derive(Default)]
+struct SinkhornStats {
+    iterations: usize,
+    converged: usize,
+    steps: usize,
+}
+
+impl SinkhornStats {
+    fn add(&mut self, iterations: usize, converged: bool) {
+        self.iterations += iterations;
+        self.converged += converged as usize;
+        self.steps += 1;
+    }
+
+    fn means(&self) -> (f64, f64) {
+        (self.iterations as f64 / self.steps as f64, self.converged as f64 / self.steps as f64)
+    }
+}
+
 /// Trains fC. `features` (N, D) f32 L2-normalised rows; `clusters` (N) the stage II
 /// assignments (needed by L_cgsk); `centroids` (c, D) (needed by the centroid initialisation).
 #[allow(clippy::too_many_arguments)]
@@ -290,32 +375,8 @@ pub fn train(
     let device = features.device();
     let (n, d) = (features.size()[0] as usize, features.size()[1] as usize);
     let mut rng = Rng::derive(seed, "match-batches");
-    let initial = match params.init {
-        ClassifierInit::Random => Classifier::random(n_classes, d, &mut Rng::derive(seed, "match-init")),
-        ClassifierInit::Centroids => {
-            let z = centroids.ok_or_else(|| Error::invalid("init", "centroids", "stage II centroids (none were given)"))?;
-            if z.size() != [n_classes as i64, d as i64] {
-                return Err(Error::Shape {
-                    what: "centroids for the classifier initialisation".into(),
-                    expected: format!("({n_classes}, {d}): one centroid per class"),
-                    got: format!("{:?}", z.size()),
-                });
-            }
-            Classifier { weight: z.to_device(tch::Device::Cpu) * params.init_scale, bias: Tensor::zeros([n_classes as i64], (Kind::Float, tch::Device::Cpu)) }
-        }
-    };
-    let cluster_tensor = match (params.loss, clusters) {
-        (MatchingLoss::Cgsk, None) => {
-            return Err(Error::invalid("loss", "cgsk", "stage II cluster assignments (none were given)"));
-        }
-        (MatchingLoss::Cgsk, Some(c)) => {
-            if c.len() != n {
-                return Err(Error::Shape { what: "cluster assignments".into(), expected: format!("{n}"), got: format!("{}", c.len()) });
-            }
-            Some(Tensor::from_slice(c).to_device(device))
-        }
-        (MatchingLoss::Sk, _) => None,
-    };
+    let initial = initial_classifier(centroids, n_classes, d, params, seed)?;
+    let cluster_tensor = cluster_tensor(clusters, n, params, device)?;
     let n_clusters = clusters.and_then(|c| c.iter().max()).map_or(0, |m| m + 1);
 
     let vs = nn::VarStore::new(device);
@@ -323,23 +384,19 @@ pub fn train(
     let bias = vs.root().var_copy("bias", &initial.bias.to_device(device));
     let mut opt = match params.optimizer {
         OptimizerKind::Adam => nn::Adam::default().build(&vs, params.learning_rate)?,
-        OptimizerKind::Sgd => nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 5e-4, nesterov: false }
-            .build(&vs, params.learning_rate)?,
+        OptimizerKind::Sgd => nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 5e-4, nesterov: false }.build(&vs, params.learning_rate)?,
     };
     let mut sampler = PriorSampler::new(atoms, params.prior_pool, Rng::derive(seed, "match-prior"));
     let batch = params.batch_size.min(n);
     let mut warm_g_all = Tensor::zeros([atoms.len() as i64], (Kind::Float, device));
     let mut scratch = Vec::new();
-    let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
-    let mut window_sum = 0.0;
-    let (mut best, mut best_step, mut best_window_loss) = (initial.copy(), 0usize, f64::INFINITY);
-    let (mut iter_sum, mut conv_sum, mut since_log) = (0usize, 0usize, 0usize);
+    let mut selection = ModelSelection::new(initial.copy(), params);
+    let mut stats = SinkhornStats::default();
     let mut curve = Vec::new();
     let start = std::time::Instant::now();
     for step in 0..params.steps {
         let index = Tensor::from_slice(&rng.sample_without_replacement(&mut scratch, n, batch)).to_device(device);
-        let x = features.index_select(0, &index);
-        let logits = x.matmul(&weight.tr()) + &bias;
+        let logits = features.index_select(0, &index).matmul(&weight.tr()) + &bias;
         let counts = sampler.sample_counts(batch);
         let present_idx: Vec<i64> = (0..counts.len() as i64).filter(|&a| counts[a as usize] > 0).collect();
         let mass: Vec<f32> = present_idx.iter().map(|&a| counts[a as usize] as f32 / batch as f32).collect();
@@ -347,51 +404,26 @@ pub fn train(
         let prior_mass = Tensor::from_slice(&mass).to_device(device);
         let warm = warm_g_all.index_select(0, &present);
         let batch_clusters = cluster_tensor.as_ref().map(|c| (c.index_select(0, &index), n_clusters));
-        let (loss, g, iterations, converged) = step_loss(
-            &logits,
-            atoms,
-            &present,
-            &prior_mass,
-            batch_clusters.as_ref().map(|(t, k)| (t, *k)),
-            params,
-            Some(&warm),
-        );
+        let (loss, g, iterations, converged) =
+            step_loss(&logits, atoms, &present, &prior_mass, batch_clusters.as_ref().map(|(t, k)| (t, *k)), params, Some(&warm));
         warm_g_all = warm_g_all.index_copy(0, &present, &g);
         opt.backward_step_clip_norm(&loss, params.grad_clip);
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(Error::NonFinite { what: format!("matching loss at step {step}"), row: 0, col: 0 });
         }
-        recent.push_back(value);
-        window_sum += value;
-        if recent.len() > params.selection_window {
-            window_sum -= recent.pop_front().unwrap_or(0.0);
-        }
-        let window_mean = window_sum / recent.len() as f64;
-        if (step + 1) % params.selection_every == 0 && recent.len() == params.selection_window.min(step + 1) && window_mean < best_window_loss {
-            best_window_loss = window_mean;
-            best_step = step + 1;
-            best = Classifier { weight: weight.detach().to_device(tch::Device::Cpu).copy(), bias: bias.detach().to_device(tch::Device::Cpu).copy() };
-        }
-        iter_sum += iterations;
-        conv_sum += converged as usize;
-        since_log += 1;
+        let window_mean = selection.observe(step, value, &weight, &bias);
+        stats.add(iterations, converged);
         let log_now = (step + 1) % params.log_every == 0 || step + 1 == params.steps;
-        let entry = StepLog {
-            step: step + 1,
-            loss: value,
-            window_mean,
-            sinkhorn_iterations: iter_sum as f64 / since_log as f64,
-            sinkhorn_converged: conv_sum as f64 / since_log as f64,
-            elapsed_s: start.elapsed().as_secs_f64(),
-        };
+        let (sinkhorn_iterations, sinkhorn_converged) = stats.means();
+        let entry = StepLog { step: step + 1, loss: value, window_mean, sinkhorn_iterations, sinkhorn_converged, elapsed_s: start.elapsed().as_secs_f64() };
         if log_now {
             curve.push(entry.clone());
-            (iter_sum, conv_sum, since_log) = (0, 0, 0);
+            stats = SinkhornStats::default();
         }
         on_step(&entry, log_now)?;
     }
-    Ok(Matching { classifier: best, best_step, best_window_loss, initial, curve })
+    Ok(Matching { classifier: selection.best, best_step: selection.best_step, best_window_loss: selection.best_window_loss, initial, curve })
 }
 
 #[cfg(test)]

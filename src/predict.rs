@@ -70,7 +70,7 @@ fn csv_field(s: &str) -> String {
 
 /// Classifies the images under `images`; returns the predictions and the files that failed.
 pub fn predict(run: &Path, images: &Path, device: tch::Device, batch_size: usize, quiet: bool) -> Result<(Vec<Prediction>, Vec<(PathBuf, String)>)> {
-    let model_path = run.join("model.json");
+    let model_path = crate::layout::RunLayout::new(run).model();
     let text = std::fs::read_to_string(&model_path).map_err(|e| Error::io(&model_path, e))?;
     let model: ModelFile = serde_json::from_str(&text).map_err(|e| Error::format(&model_path, format!("not a zerolabel model file: {e}")))?;
     let checkpoint = run.join(&model.backbone_checkpoint);

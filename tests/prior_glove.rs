@@ -1,19 +1,20 @@
 //! (b) The GloVe prior for the CIFAR-10 class names, and its t^ and w values (method.md).
+use zerolabel::prior::encoder::WordVectorEncoder;
 use zerolabel::prior::nominal::nominal_prior;
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 use zerolabel::prior::{PriorParams, TargetScheme};
 
 const CIFAR10: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
-/// The default GloVe source, or None (with the reason printed) when it is not installed.
-fn glove() -> Option<WordVectorSource> {
+/// The default GloVe encoder, or None (with the reason printed) when it is not installed.
+fn glove() -> Option<WordVectorEncoder> {
     let source = WordVectorSource::default_glove();
     let WordVectorSource::KumoGlove(dir) = &source else { return None };
     if !dir.join("glove_6B_50d_emb.npy").exists() {
         eprintln!("SKIPPED: GloVe 6B 50d is not installed at {} (run scripts/setup.sh)", dir.display());
         return None;
     }
-    Some(source)
+    Some(WordVectorEncoder { source })
 }
 
 fn names() -> Vec<String> {
@@ -67,7 +68,7 @@ fn target_vectors_and_weights_match_the_method() {
 fn multi_word_names_average_their_words_and_unknown_words_are_named() {
     let Some(source) = glove() else { return };
     let classes = vec!["ankle boot".to_string(), "T-shirt/top".to_string(), "zzqxj flurbo".to_string()];
-    let vectors = WordVectors::load_for_classes(&source, &classes).unwrap();
+    let vectors = WordVectors::load_for_classes(&source.source, &classes).unwrap();
     let ankle = vectors.get("ankle").unwrap().to_vec();
     let boot = vectors.get("boot").unwrap().to_vec();
     let mean = vectors.embed_class("ankle boot").unwrap();

@@ -8,13 +8,13 @@ fn shared(dataset: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: {} is absent", dir.display());
+        eprintln!("SKIPPED: {} is absent (the shared datasets folder beside the checkout)", dir.display());
         None
     }
 }
 
 #[test]
-fn fashion_mnist_idx_files() {
+fn shared_data_fashion_mnist_idx_files() {
     let Some(dir) = shared("fashion-mnist") else { return };
     let train = read_split(&dir, "train").unwrap();
     assert_eq!((train.count, train.rows, train.cols), (60_000, 28, 28));
@@ -30,7 +30,7 @@ fn fashion_mnist_idx_files() {
 }
 
 #[test]
-fn mnist_idx_files() {
+fn shared_data_mnist_idx_files() {
     let Some(dir) = shared("mnist") else { return };
     let train = read_split(&dir, "train").unwrap();
     assert_eq!(train.count, 60_000);
@@ -42,7 +42,7 @@ fn mnist_idx_files() {
 }
 
 #[test]
-fn truncated_gzip_idx_is_reported() {
+fn shared_data_truncated_gzip_idx_is_reported() {
     let Some(dir) = shared("fashion-mnist") else { return };
     let bytes = std::fs::read(dir.join("t10k-labels-idx1-ubyte.gz")).unwrap();
     let tmp = std::env::temp_dir().join(format!("zl-idx-{}", std::process::id()));
@@ -55,7 +55,7 @@ fn truncated_gzip_idx_is_reported() {
 }
 
 #[test]
-fn cifar10_binary_batches() {
+fn shared_data_cifar10_binary_batches() {
     use zerolabel::data::images::{read_cifar10, Split};
     let Some(dir) = shared("cifar10") else { return };
     let train = read_cifar10(&dir, Split::Train).unwrap();
@@ -75,7 +75,7 @@ fn cifar10_binary_batches() {
 }
 
 #[test]
-fn retinamnist_npz() {
+fn shared_data_retinamnist_npz() {
     use zerolabel::data::images::{read_medmnist, Split};
     let Some(dir) = shared("retinamnist") else { return };
     let train = read_medmnist(&dir.join("retinamnist.npz"), Split::Train).unwrap();

@@ -31,7 +31,7 @@ fn reused(manifest: &Value) -> Vec<(String, bool)> {
 }
 
 #[test]
-fn run_report_rerun_and_predict() {
+fn run_report_rerun_and_predict_on_fashion_mnist_data() {
     let Some(data) = fashion_mnist() else { return };
     let root = std::env::temp_dir().join(format!("zl-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
@@ -64,6 +64,20 @@ fn run_report_rerun_and_predict() {
     let accuracy = metrics["accuracy"]["mean"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&accuracy));
     assert_eq!(metrics["seeds"].as_array().unwrap().len(), 2);
+    // Even one epoch on 2,000 images gives clusters well above chance (10 %), and every file
+    // a seed promises is there.
+    let ceiling = metrics["summary"]["cluster_hungarian_accuracy"]["mean"].as_f64().unwrap();
+    assert!(ceiling > 0.3, "clusters Hungarian-matched {ceiling}: hardly above chance");
+    let match_dir = out.join(manifest["stages"][2]["dir"].as_str().unwrap());
+    for seed in 0..2 {
+        for file in ["classifier.safetensors", "clusters.safetensors", "test_predictions.npy", "train_log.jsonl", "seed.json"] {
+            assert!(match_dir.join(format!("seed-{seed}/{file}")).exists(), "seed {seed}: no {file}");
+        }
+        let record = json(&match_dir.join(format!("seed-{seed}/seed.json")));
+        assert_eq!(record["naming_chain"], serde_json::json!(["stage3"]));
+        assert!(record["selection_score"].as_f64().unwrap().is_finite());
+    }
+    assert_eq!(json(&out.join("model.json"))["naming"], serde_json::json!(["stage3"]));
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for section in ["Zero-label classification", "Confusion matrix", "Figure 4A", "Figure 4B", "Naming the clusters", "Stages"] {
         assert!(report.contains(section), "report lacks '{section}'");
@@ -110,6 +124,21 @@ fn run_report_rerun_and_predict() {
     assert!(stdout.contains("3 seed(s)"), "{stdout}");
     assert_eq!(std::fs::metadata(match_dir.join("seed-0/seed.json")).unwrap().modified().unwrap(), seed0, "seed 0 was recomputed");
     assert!(match_dir.join("seed-2/classifier.safetensors").exists());
+
+    // The geometry naming chain: stages II-III redone, with the paper's stage III beside it.
+    let args = base(&["--set", "stages.naming=[\"geometry\"]"]);
+    let (ok, stdout, stderr) = zerolabel(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "geometry run failed: {stderr}");
+    assert!(stdout.contains("the paper's stage III") && stdout.contains("Classifier: naming by geometry"), "{stdout}");
+    let metrics = json(&out.join("metrics.json"));
+    assert!(metrics["summary"]["paper_accuracy"]["mean"].as_f64().is_some(), "paper's stage III not reported beside the geometry naming");
+    let seed0 = &metrics["seeds"][0];
+    assert_eq!(seed0["accuracy"], seed0["naming_accuracy"], "the geometry chain's classifier is the named nearest centroid");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("the paper's stage III on the same clusters"), "report lacks the paper's row");
+    // The old flags are refused with the new key named.
+    let (ok, _, stderr) = zerolabel(&base(&["--set", "stages.naming_only=true"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok && stderr.contains("naming = [\"geometry\"]"), "{stderr}");
 
     // predict: images of other sizes and colours, and two files that are not images.
     let images = root.join("images");

@@ -45,6 +45,72 @@ pub fn best_path(out: &Path) -> PathBuf {
     out.join("best.safetensors")
 }
 
+/// Loads `ckpt` into `model` and `adam` after checking that it was written with the same
+/// backbone, parameters (the epoch budget may grow, except under a cosine schedule) and seed.
+fn resume(ckpt: &Path, model: &mut SimclrModel, adam: &mut Adam, config: &ResNetConfig, params: &SimclrParams, seed: u64) -> Result<CheckpointMeta> {
+    let saved = simclr::read_meta(ckpt)?;
+    let same_params = SimclrParams { epochs: params.epochs, ..saved.params.clone() } == *params;
+    if saved.backbone != *config || !same_params || saved.seed != seed {
+        return Err(Error::format(ckpt, "was written with another backbone, parameters or seed; remove it or drop --resume"));
+    }
+    if params.lr_schedule == LrSchedule::Cosine && saved.params.epochs != params.epochs {
+        return Err(Error::format(
+            ckpt,
+            format!("was trained on a cosine schedule over {} epochs, which another budget ({}) would change; keep --epochs {} or drop --resume", saved.params.epochs, params.epochs, saved.params.epochs),
+        ));
+    }
+    simclr::load_checkpoint(ckpt, model, Some(adam))?;
+    adam.step = saved.adam_step;
+    Ok(CheckpointMeta { params: params.clone(), ..saved })
+}
+
+/// What one epoch did.
+struct EpochStats {
+    mean_loss: f64,
+    images: usize,
+    seconds: f64,
+    /// Stopped by `interrupt_after_steps` before the epoch's end.
+    interrupted: bool,
+}
+
+/// One epoch of SimCLR steps; `steps_done` counts this invocation's steps across epochs.
+fn run_epoch(set: &ImageSet, model: &mut SimclrModel, adam: &mut Adam, meta: &CheckpointMeta, epoch: usize, opts: &PretrainOptions, steps_done: &mut usize) -> Result<EpochStats> {
+    let params = &meta.params;
+    let steps_per_epoch = set.count / params.batch_size;
+    let total_steps = steps_per_epoch * params.epochs;
+    let (c, s) = (set.channels as i64, params.image_size as i64);
+    let bar = progress::bar(steps_per_epoch as u64, &format!("Epoch {}", epoch + 1), opts.quiet);
+    let started = std::time::Instant::now();
+    let (mut loss_sum, mut batches, mut images) = (0.0, 0usize, 0usize);
+    for (v1, v2, n) in simclr::epoch_batches(set, params, opts.seed, epoch) {
+        if opts.interrupt_after_steps.is_some_and(|limit| *steps_done >= limit) {
+            bar.finish_and_clear();
+            return Ok(EpochStats { mean_loss: f64::NAN, images, seconds: 0.0, interrupted: true });
+        }
+        let n = n as i64;
+        let x = Tensor::cat(&[Tensor::from_slice(&v1).view([n, c, s, s]), Tensor::from_slice(&v2).view([n, c, s, s])], 0);
+        let x = meta.normalization.apply(&x.to_device(opts.device));
+        let z = model.project(&x, true, params.precision);
+        let loss = simclr::nt_xent(&z.narrow(0, 0, n), &z.narrow(0, n, n), params.temperature);
+        adam.zero_grad();
+        loss.backward();
+        adam.lr = params.learning_rate_at(adam.step as usize, total_steps);
+        adam.step();
+        let value = loss.double_value(&[]);
+        if !value.is_finite() {
+            return Err(Error::NonFinite { what: format!("SimCLR loss at epoch {}, batch {batches}", epoch + 1), row: 0, col: 0 });
+        }
+        loss_sum += value;
+        batches += 1;
+        images += n as usize;
+        *steps_done += 1;
+        bar.inc(1);
+        bar.set_message(format!("loss {:.4}", loss_sum / batches as f64));
+    }
+    bar.finish_and_clear();
+    Ok(EpochStats { mean_loss: loss_sum / batches.max(1) as f64, images, seconds: started.elapsed().as_secs_f64(), interrupted: false })
+}
+
 pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, opts: &PretrainOptions) -> Result<PretrainOutcome> {
     params.check(set.count)?;
     if config.in_channels as usize != set.channels {
@@ -67,72 +133,28 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         normalization: Normalization::of(set),
     };
     if opts.resume && ckpt.exists() {
-        let saved = simclr::read_meta(&ckpt)?;
-        // The epoch budget may grow between runs; everything else must match.
-        let same_params = SimclrParams { epochs: params.epochs, ..saved.params.clone() } == *params;
-        if saved.backbone != *config || !same_params || saved.seed != opts.seed {
-            return Err(Error::format(&ckpt, "was written with another backbone, parameters or seed; remove it or drop --resume"));
-        }
-        if params.lr_schedule == LrSchedule::Cosine && saved.params.epochs != params.epochs {
-            return Err(Error::format(
-                &ckpt,
-                &format!("was trained on a cosine schedule over {} epochs, which another budget ({}) would change; keep --epochs {} or drop --resume", saved.params.epochs, params.epochs, saved.params.epochs),
-            ));
-        }
-        simclr::load_checkpoint(&ckpt, &mut model, Some(&mut adam))?;
-        adam.step = saved.adam_step;
-        meta = CheckpointMeta { params: params.clone(), ..saved };
+        meta = resume(&ckpt, &mut model, &mut adam, config, params, opts.seed)?;
         progress::status("Resuming", &format!("{} after epoch {}", ckpt.display(), meta.epoch), opts.quiet);
     }
     let mut log = JsonLines::append(&opts.out.join("pretrain_log.jsonl"))?;
-    let steps_per_epoch = set.count / params.batch_size;
-    let total_steps = steps_per_epoch * params.epochs;
-    let (c, s) = (set.channels as i64, params.image_size as i64);
     let mut steps_done = 0usize;
     let start_epoch = meta.epoch;
     for epoch in meta.epoch..params.epochs {
-        let bar = progress::bar(steps_per_epoch as u64, &format!("Epoch {}", epoch + 1), opts.quiet);
-        let started = std::time::Instant::now();
-        let (mut loss_sum, mut batches, mut images) = (0.0, 0usize, 0usize);
-        for (v1, v2, n) in simclr::epoch_batches(set, params, opts.seed, epoch) {
-            if opts.interrupt_after_steps.is_some_and(|limit| steps_done >= limit) {
-                bar.finish_and_clear();
-                return Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: epoch - start_epoch, interrupted: true });
-            }
-            let n = n as i64;
-            let x = Tensor::cat(&[Tensor::from_slice(&v1).view([n, c, s, s]), Tensor::from_slice(&v2).view([n, c, s, s])], 0);
-            let x = meta.normalization.apply(&x.to_device(opts.device));
-            let z = model.project(&x, true, params.precision);
-            let loss = simclr::nt_xent(&z.narrow(0, 0, n), &z.narrow(0, n, n), params.temperature);
-            adam.zero_grad();
-            loss.backward();
-            adam.lr = params.learning_rate_at(adam.step as usize, total_steps);
-            adam.step();
-            let value = loss.double_value(&[]);
-            if !value.is_finite() {
-                return Err(Error::NonFinite { what: format!("SimCLR loss at epoch {}, batch {batches}", epoch + 1), row: 0, col: 0 });
-            }
-            loss_sum += value;
-            batches += 1;
-            images += n as usize;
-            steps_done += 1;
-            bar.inc(1);
-            bar.set_message(format!("loss {:.4}", loss_sum / batches as f64));
+        let stats = run_epoch(set, &mut model, &mut adam, &meta, epoch, opts, &mut steps_done)?;
+        if stats.interrupted {
+            return Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: epoch - start_epoch, interrupted: true });
         }
-        bar.finish_and_clear();
-        let seconds = started.elapsed().as_secs_f64();
-        let mean_loss = loss_sum / batches.max(1) as f64;
         meta.epoch = epoch + 1;
         meta.adam_step = adam.step;
-        let improved = mean_loss < meta.best_loss;
+        let improved = stats.mean_loss < meta.best_loss;
         if improved {
-            meta.best_loss = mean_loss;
+            meta.best_loss = stats.mean_loss;
             meta.best_epoch = epoch + 1;
         }
-        let mut line = json!({"epoch": epoch + 1, "loss": mean_loss, "lr": adam.lr, "images_per_s": images as f64 / seconds, "seconds": seconds});
+        let rate = stats.images as f64 / stats.seconds;
+        let mut line = json!({"epoch": epoch + 1, "loss": stats.mean_loss, "lr": adam.lr, "images_per_s": rate, "seconds": stats.seconds});
         if let Some(knn) = opts.knn.as_ref().filter(|k| (epoch + 1) % k.every.max(1) == 0 || epoch + 1 == params.epochs) {
-            let accuracy = knn_accuracy(&model, knn, &meta.normalization, params.image_size, opts.device)?;
-            line["knn_accuracy"] = json!(accuracy);
+            line["knn_accuracy"] = json!(knn_accuracy(&model, knn, &meta.normalization, params.image_size, opts.device)?);
         }
         simclr::save_checkpoint(&ckpt, &model, &adam, &meta)?;
         if improved {
@@ -141,7 +163,7 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         log.write(&line)?;
         log.flush()?;
         let knn_text = line.get("knn_accuracy").and_then(|v| v.as_f64()).map(|a| format!(", kNN accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
-        progress::status("Epoch", &format!("{}/{}: loss {mean_loss:.4}, {:.0} images/s{knn_text}", epoch + 1, params.epochs, images as f64 / seconds), opts.quiet);
+        progress::status("Epoch", &format!("{}/{}: loss {:.4}, {rate:.0} images/s{knn_text}", epoch + 1, params.epochs, stats.mean_loss), opts.quiet);
     }
     Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: params.epochs - start_epoch, interrupted: false })
 }

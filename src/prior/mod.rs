@@ -1,8 +1,10 @@
 //! The label prior P (paper, "Label Prior"): one target logit vector t^_i and one weight vector
 //! w_i per class, built from the rank order of the classes, and the class proportions alpha.
 //!
-//! Ranks come from word-vector similarity of the class names (`nominal`) or from the class
-//! order (`ordinal`); `sampler` draws the prior samples S_P that stage III matches.
+//! Ranks come from the similarity of the class names' vectors (`nominal`, vectors from a
+//! [`encoder::TextEncoder`]) or from the class order (`ordinal`); `sampler` draws the prior
+//! samples S_P that stage III matches.
+pub mod encoder;
 pub mod nominal;
 pub mod ordinal;
 pub mod sampler;

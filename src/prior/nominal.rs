@@ -1,5 +1,5 @@
 //! Nominal classes: rank the classes by cosine similarity of their name embeddings.
-use super::word_vectors::{WordVectorSource, WordVectors};
+use super::encoder::TextEncoder;
 use super::{LabelPrior, PriorParams};
 use crate::error::Result;
 
@@ -31,10 +31,9 @@ pub fn ranks_from_similarity(similarity: &[Vec<f64>]) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// The nominal prior of the paper: word vectors -> cosine ranks -> t^, w.
-pub fn nominal_prior(class_names: &[String], source: &WordVectorSource, params: PriorParams) -> Result<LabelPrior> {
-    let vectors = WordVectors::load_for_classes(source, class_names)?;
-    let embeddings = class_names.iter().map(|n| vectors.embed_class(n)).collect::<Result<Vec<_>>>()?;
+/// The nominal prior of the paper: class-name vectors -> cosine ranks -> t^, w.
+pub fn nominal_prior(class_names: &[String], encoder: &dyn TextEncoder, params: PriorParams) -> Result<LabelPrior> {
+    let embeddings = encoder.encode(class_names)?;
     let similarity = cosine_similarities(&embeddings);
     let ranks = ranks_from_similarity(&similarity);
     LabelPrior::from_ranks(class_names.to_vec(), ranks, similarity, params)

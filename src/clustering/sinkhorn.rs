@@ -1,8 +1,7 @@
-//! Stage II, feature clustering (FC): k centroids learned by minimising the entropic OT cost
-//! between batches of L2-normalised features (uniform weights) and the centroids (uniform
-//! weights). The balanced column marginal is what keeps every cluster in use.
-//!
-//! Clusters are not classes: nothing here maps a cluster to a name.
+//! The paper's stage II, feature clustering (FC): k centroids learned by minimising the
+//! entropic OT cost between batches of L2-normalised features (uniform weights) and the
+//! centroids (uniform weights). The balanced column marginal is what keeps every cluster in use.
+use super::{squared_distances, Clusterer, ClusteringStep, Clusters};
 use crate::error::{Error, Result};
 use crate::ot::{self, SinkhornParams};
 use crate::rng::Rng;
@@ -19,9 +18,9 @@ pub enum AssignmentRule {
     Nearest,
 }
 
-/// Hyper-parameters of stage II; `default_for(c)` gives the paper's values.
+/// Hyper-parameters of the OT clustering; `default_for(c)` gives the paper's values.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ClusteringParams {
+pub struct SinkhornClusteringParams {
     pub n_clusters: usize,
     /// Adam steps (paper: 5K).
     pub steps: usize,
@@ -33,9 +32,9 @@ pub struct ClusteringParams {
     pub assignment: AssignmentRule,
 }
 
-impl ClusteringParams {
+impl SinkhornClusteringParams {
     pub fn default_for(n_clusters: usize) -> Self {
-        ClusteringParams {
+        SinkhornClusteringParams {
             n_clusters,
             steps: 5000,
             batch_size: 1000,
@@ -45,12 +44,13 @@ impl ClusteringParams {
         }
     }
 
-    pub fn check(&self, n_samples: usize) -> Result<()> {
+    /// Checks what can be checked without data (`SinkhornClusterer::new` calls it).
+    pub fn check(&self) -> Result<()> {
         if self.n_clusters < 2 {
             return Err(Error::invalid("n_clusters", self.n_clusters, "at least 2"));
         }
-        if self.n_clusters > n_samples {
-            return Err(Error::invalid("n_clusters", self.n_clusters, "at most the number of samples"));
+        if self.steps == 0 {
+            return Err(Error::invalid("cluster_steps", self.steps, "at least 1"));
         }
         if self.batch_size < self.n_clusters {
             return Err(Error::invalid("cluster batch_size", self.batch_size, "at least n_clusters"));
@@ -62,34 +62,27 @@ impl ClusteringParams {
     }
 }
 
-/// A fitted clustering.
-pub struct Clustering {
-    /// (k, D) f32 centroids.
-    pub centroids: Tensor,
-    /// Cluster of each training sample (0..k), none empty.
-    pub assignments: Vec<i64>,
-    /// (step, OT cost) every `log_every` steps.
-    pub curve: Vec<(usize, f64)>,
+/// The OT clustering with checked parameters.
+#[derive(Clone, Debug)]
+pub struct SinkhornClusterer {
+    params: SinkhornClusteringParams,
 }
 
-/// Squared Euclidean distances, (n, k).
-fn squared_distances(x: &Tensor, centroids: &Tensor) -> Tensor {
-    let x2 = x.square().sum_dim_intlist([1i64].as_slice(), true, x.kind());
-    let z2 = centroids.square().sum_dim_intlist([1i64].as_slice(), true, centroids.kind()).tr();
-    let cross = x.matmul(&centroids.tr()) * 2.0;
-    (x2 + z2 - cross).clamp_min(0.0)
-}
+impl SinkhornClusterer {
+    pub fn new(params: SinkhornClusteringParams) -> Result<Self> {
+        params.check()?;
+        Ok(SinkhornClusterer { params })
+    }
 
-impl Clustering {
-    /// Learns the centroids on `features` ((N, D) f32, rows L2-normalised).
-    pub fn fit(
-        features: &Tensor,
-        params: &ClusteringParams,
-        seed: u64,
-        mut on_step: impl FnMut(usize, f64, usize),
-    ) -> Result<Self> {
+    pub fn params(&self) -> &SinkhornClusteringParams {
+        &self.params
+    }
+
+    /// Learns the centroids on `features` ((N, D) f32, rows L2-normalised); returns them with
+    /// the loss curve.
+    fn learn_centroids(&self, features: &Tensor, seed: u64, observer: &mut dyn FnMut(&ClusteringStep)) -> Result<(Tensor, Vec<(usize, f64)>)> {
+        let params = &self.params;
         let (n, d) = (features.size()[0] as usize, features.size()[1]);
-        params.check(n)?;
         let device = features.device();
         let k = params.n_clusters as i64;
         let mut rng = Rng::derive(seed, "cluster");
@@ -112,7 +105,7 @@ impl Clustering {
             // The plan is held constant: by the envelope theorem it is the gradient of the
             // OT value with respect to the cost.
             let transport = tch::no_grad(|| ot::sinkhorn(&cost.detach(), &a, &b, &params.sinkhorn, warm_g.as_ref()));
-            let iterations = transport.iterations;
+            let inner_iterations = transport.iterations;
             warm_g = Some(transport.g);
             let loss = (&transport.plan * &cost).sum(cost.kind());
             opt.backward_step(&loss);
@@ -123,34 +116,35 @@ impl Clustering {
             if step % 50 == 0 || step + 1 == params.steps {
                 curve.push((step, value));
             }
-            on_step(step, value, iterations);
+            observer(&ClusteringStep { step, loss: value, inner_iterations });
         }
-        let centroids = centroids.detach().copy();
-        let assignments = tch::no_grad(|| assign(features, &centroids, params))?;
-        Ok(Clustering { centroids, assignments, curve })
+        Ok((centroids.detach().copy(), curve))
+    }
+}
+
+impl Clusterer for SinkhornClusterer {
+    fn name(&self) -> &'static str {
+        "sinkhorn"
     }
 
-    /// Nearest centroid of each row (for new samples, e.g. the test split).
-    pub fn predict(&self, features: &Tensor) -> Vec<i64> {
-        tch::no_grad(|| Vec::<i64>::try_from(squared_distances(features, &self.centroids).argmin(1, false)).unwrap_or_default())
+    fn steps(&self) -> usize {
+        self.params.steps
     }
 
-    pub fn n_clusters(&self) -> usize {
-        self.centroids.size()[0] as usize
-    }
-
-    pub fn cluster_sizes(&self) -> Vec<usize> {
-        let mut sizes = vec![0; self.n_clusters()];
-        for &a in &self.assignments {
-            sizes[a as usize] += 1;
+    fn fit(&self, features: &Tensor, seed: u64, observer: &mut dyn FnMut(&ClusteringStep)) -> Result<Clusters> {
+        let n = features.size()[0] as usize;
+        if self.params.n_clusters > n {
+            return Err(Error::invalid("n_clusters", self.params.n_clusters, format!("at most the number of samples ({n})")));
         }
-        sizes
+        let (centroids, curve) = self.learn_centroids(features, seed, observer)?;
+        let assignments = tch::no_grad(|| assign(features, &centroids, &self.params))?;
+        Clusters::new(features, assignments, Some(centroids), curve)
     }
 }
 
 /// Assigns every training sample, then repairs any empty cluster by moving to it the sample
 /// (from a cluster with more than one member) with the highest affinity to it.
-fn assign(features: &Tensor, centroids: &Tensor, params: &ClusteringParams) -> Result<Vec<i64>> {
+fn assign(features: &Tensor, centroids: &Tensor, params: &SinkhornClusteringParams) -> Result<Vec<i64>> {
     let n = features.size()[0];
     let k = centroids.size()[0];
     let cost = squared_distances(features, centroids);
@@ -185,11 +179,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rejects_bad_params() {
-        let p = ClusteringParams::default_for(10);
-        assert!(p.check(5).unwrap_err().to_string().contains("n_clusters"));
-        assert!(ClusteringParams { learning_rate: 0.0, ..p.clone() }.check(100).is_err());
-        assert!(ClusteringParams { batch_size: 3, ..p.clone() }.check(100).is_err());
-        assert!(ClusteringParams::default_for(1).check(100).is_err());
+    fn rejects_bad_params_naming_each() {
+        let p = SinkhornClusteringParams::default_for(10);
+        let error = |q: SinkhornClusteringParams| SinkhornClusterer::new(q).unwrap_err().to_string();
+        assert!(error(SinkhornClusteringParams { learning_rate: 0.0, ..p.clone() }).contains("invalid parameter cluster learning_rate = 0"));
+        assert!(error(SinkhornClusteringParams { learning_rate: f64::NAN, ..p.clone() }).contains("cluster learning_rate = NaN"));
+        assert!(error(SinkhornClusteringParams { batch_size: 3, ..p.clone() }).contains("cluster batch_size = 3: expected at least n_clusters"));
+        assert!(error(SinkhornClusteringParams { steps: 0, ..p.clone() }).contains("cluster_steps = 0"));
+        assert!(error(SinkhornClusteringParams::default_for(1)).contains("n_clusters = 1: expected at least 2"));
+        let few = Tensor::zeros([5, 3], (Kind::Float, tch::Device::Cpu));
+        let fitted = SinkhornClusterer::new(p).unwrap().fit(&few, 0, &mut |_| {});
+        assert!(fitted.err().unwrap().to_string().contains("n_clusters = 10: expected at most the number of samples (5)"));
     }
 }

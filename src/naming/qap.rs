@@ -1,6 +1,6 @@
-//! Naming clusters by geometry (beyond the paper): choose the cluster-to-class assignment whose
-//! class-name similarities best agree with the centroid similarities, a quadratic assignment
-//! problem (QAP):
+//! The quadratic assignment problem (QAP) behind naming clusters by geometry: choose the
+//! cluster-to-class assignment whose class-name similarities best agree with the centroid
+//! similarities:
 //!
 //!   maximise  sum_{i != j} A[i][j] * B[pi(i)][pi(j)]  -  size_weight * sum_i (s_i - alpha_pi(i))^2
 //!
@@ -406,49 +406,3 @@ mod tests {
     }
 }
 
-/// Settings of the naming step.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct NamingParams {
-    /// Initialise stage III's classifier with the centroids placed at their named classes
-    /// (instead of the arbitrary cluster order of the paper).
-    pub init_stage_three: bool,
-    /// Weight of the cluster-size term (0: geometry only).
-    pub size_weight: f64,
-    /// Largest c solved exactly; above it, restarted local search.
-    pub exact_limit: usize,
-    pub similarity: NamingSimilarity,
-    /// Use the named clusters as the classifier (nearest centroid, then its cluster's name)
-    /// and skip stage III.
-    pub classifier_only: bool,
-}
-
-impl Default for NamingParams {
-    fn default() -> Self {
-        NamingParams { init_stage_three: false, size_weight: 0.0, exact_limit: 10, similarity: NamingSimilarity::Cosine, classifier_only: false }
-    }
-}
-
-/// Names the k = c clusters: A from the centroids' cosine similarities, B the prior's class
-/// similarity, sizes from the assignments.
-pub fn name_clusters(
-    centroids: &[Vec<f64>],
-    cluster_sizes: &[usize],
-    class_similarity: &[Vec<f64>],
-    alpha: &[f64],
-    params: &NamingParams,
-    seed: u64,
-) -> (NamingProblem, Naming) {
-    let total = cluster_sizes.iter().sum::<usize>().max(1) as f64;
-    let proportions: Vec<f64> = cluster_sizes.iter().map(|&s| s as f64 / total).collect();
-    let (clusters, classes) = match params.similarity {
-        NamingSimilarity::Cosine => (cosine_matrix(centroids), class_similarity.to_vec()),
-        NamingSimilarity::Rank => (rank_matrix(&cosine_matrix(centroids)), rank_matrix(class_similarity)),
-    };
-    let problem = NamingProblem {
-        cluster_similarity: standardize(&clusters),
-        class_similarity: standardize(&classes),
-        sizes: (params.size_weight > 0.0).then(|| (proportions, alpha.to_vec(), params.size_weight)),
-    };
-    let solution = solve(&problem, params.exact_limit, seed);
-    (problem, solution)
-}

@@ -1,0 +1,325 @@
+//! The run report: `report.md` with the results, the paper's Figure 4 and the naming confidence,
+//! and PNG plots in `plots/`. It renders the [`ReportData`] it is handed: it reads no files and
+//! computes nothing (the run gathers the data, [`crate::diagnostics`] does the label-using maths).
+use crate::backbone::simclr::CheckpointMeta;
+use crate::config::RunConfig;
+use crate::diagnostics::{ClusterPredictions, Figure4a};
+use crate::eval::{SeedMetrics, Summary};
+use crate::orchestrator::SeedRecord;
+use crate::plot::{self, Font, Series, PALETTE};
+use crate::run::manifest::StageRecord;
+use anyhow::Result;
+use std::fmt::Write;
+use std::path::Path;
+
+/// Everything the report shows.
+pub struct ReportData<'a> {
+    pub config: &'a RunConfig,
+    pub class_names: &'a [String],
+    /// The backbone checkpoint's metadata: the values stage I resolved.
+    pub backbone: Option<&'a CheckpointMeta>,
+    /// Which naming produced the classifier, in words.
+    pub naming: String,
+    /// True where the classifier is the paper's stage III.
+    pub naming_is_paper: bool,
+    pub records: &'a [SeedRecord],
+    pub summary: Option<&'a Summary>,
+    /// The seed `predict` uses (lowest label-free selection score).
+    pub selected_seed: u64,
+    pub stages: &'a [StageRecord],
+    pub curves: Curves,
+    /// Label-using diagnostics of the selected seed, where the test split has labels.
+    pub figure_4a: Option<Figure4a>,
+    /// Figure 4B, where an L_sk classifier was trained beside the chain's stage III.
+    pub figure_4b: Option<Vec<ClusterPredictions>>,
+}
+
+/// Training curves as (x, y) points.
+#[derive(Default)]
+pub struct Curves {
+    pub pretrain_loss: Vec<(f64, f64)>,
+    pub knn_accuracy: Vec<(f64, f64)>,
+    /// Per seed: stage II's OT cost and stage III's windowed loss against the step.
+    pub clustering: Vec<(u64, Vec<(f64, f64)>)>,
+    pub matching: Vec<(u64, Vec<(f64, f64)>)>,
+    /// Stage I's last epoch: loss, images/s, kNN accuracy.
+    pub last_epoch: Option<(f64, f64, Option<f64>)>,
+}
+
+/// The results table of `match` and `run`.
+pub fn summary_text(class_names: &[String], naming: &str, s: &Summary, seeds: &[SeedMetrics]) -> String {
+    let c = class_names.len();
+    let mut t = String::new();
+    let _ = writeln!(t, "# Zero-label classification ({} seed(s))\n", s.accuracy.n);
+    let _ = writeln!(t, "Classifier: {naming}.\n");
+    let _ = writeln!(t, "| metric | mean ± std (%) |\n| --- | --- |");
+    let _ = writeln!(t, "| zero-label accuracy (argmax of the classifier, no matching) | {} |", s.accuracy);
+    if let Some(paper) = &s.paper_accuracy {
+        let _ = writeln!(t, "| the paper's stage III on the same clusters | {paper} |");
+    }
+    let _ = writeln!(t, "| Random baseline (random fC) | {} |", s.random_baseline);
+    let _ = writeln!(t, "| classifier at initialisation (before training) | {} |", s.initial_accuracy);
+    let _ = writeln!(t, "| naming by geometry alone (beyond the paper; nearest centroid -> named cluster) | {} |", s.naming_accuracy);
+    let _ = writeln!(t, "| clusters, Hungarian-matched (reference; ceiling for naming) | {} |", s.cluster_hungarian_accuracy);
+    let _ = writeln!(t, "| classifier, Hungarian-matched (reference) | {} |", s.classifier_hungarian_accuracy);
+    let _ = writeln!(t, "| cluster NMI | {} |", s.cluster_nmi);
+    let _ = writeln!(t, "| cluster ARI | {} |", s.cluster_ari);
+    let _ = writeln!(t, "\nSeeds whose classifier predicts all {c} classes: {}/{}", s.seeds_without_collapse, s.accuracy.n);
+    let _ = writeln!(t, "Per seed accuracy (%): {}", seeds.iter().map(|m| format!("{:.1}", 100.0 * m.accuracy)).collect::<Vec<_>>().join(", "));
+    if let Some(last) = seeds.last() {
+        let _ = writeln!(t, "\nPer-class accuracy, seed {} (%):", last.seed);
+        for (name, acc) in class_names.iter().zip(&last.report.per_class_accuracy) {
+            let _ = writeln!(t, "- {name}: {:.1}", 100.0 * acc);
+        }
+    }
+    t
+}
+
+/// The name a setting has in configs and flags (e.g. `resnet18`).
+fn value_name(v: &impl serde::Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Where the report is written, and the font of its plots (None: plots are skipped, noted).
+struct Canvas<'a> {
+    plots: &'a Path,
+    font: Option<Font>,
+    md: String,
+    notes: Vec<String>,
+}
+
+impl Canvas<'_> {
+    fn save(&self, image: &image::RgbImage, name: &str) -> Result<()> {
+        Ok(plot::save_png(image, &self.plots.join(format!("{name}.png")))?)
+    }
+}
+
+/// Writes `report.md` (at `report_path`) and `plots/*.png`; returns notes on what could not
+/// be drawn.
+pub fn write_report(r: &ReportData, report_path: &Path, plots: &Path) -> Result<Vec<String>> {
+    let (font, mut notes) = match Font::find() {
+        Ok(f) => (Some(f), vec![]),
+        Err(e) => (None, vec![format!("plots not drawn: {e}")]),
+    };
+    notes.extend(r.figure_4a.is_none().then(|| "no test labels: confusion matrix, accuracy across seeds and Figure 4A are not drawn".to_string()));
+    let mut canvas = Canvas { plots, font, md: String::new(), notes };
+    header(&mut canvas, r);
+    results(&mut canvas, r);
+    stages(&mut canvas, r);
+    curves(&mut canvas, r)?;
+    confusion_and_seeds(&mut canvas, r)?;
+    figure_4a(&mut canvas, r)?;
+    figure_4b(&mut canvas, r)?;
+    naming(&mut canvas, r);
+    files(&mut canvas);
+    crate::io::write_atomic(report_path, canvas.md.as_bytes())?;
+    Ok(canvas.notes)
+}
+
+fn header(canvas: &mut Canvas, r: &ReportData) {
+    let (cfg, md) = (r.config, &mut canvas.md);
+    let _ = writeln!(md, "# zerolabel run: {}\n", cfg.name);
+    if !cfg.description.is_empty() {
+        let _ = writeln!(md, "{}\n", cfg.description);
+    }
+    let p = &cfg.pretrain;
+    // The values training resolved (precision "auto" -> fp32 or bf16).
+    let resolved = r.backbone.map(|m| {
+        format!(
+            ", {} precision, crop scale {}-{}, temperature {}, lr {} ({})",
+            value_name(&m.params.precision),
+            m.params.augment.crop_scale.0,
+            m.params.augment.crop_scale.1,
+            m.params.temperature,
+            m.params.learning_rate,
+            value_name(&m.params.lr_schedule)
+        )
+    });
+    let _ = writeln!(
+        md,
+        "Data: {} at `{}`{}. Backbone: {} width {} trained with SimCLR for {} epoch(s) (batch {}, seed {}{}). Classes ({}): {}.{}\n",
+        value_name(&cfg.data.format),
+        cfg.data.data.display(),
+        cfg.data.limit.map(|n| format!(" (first {n} images of each split)")).unwrap_or_default(),
+        value_name(&p.arch),
+        p.width,
+        p.epochs,
+        p.batch_size,
+        p.seed,
+        resolved.unwrap_or_default(),
+        r.class_names.len(),
+        r.class_names.join(", "),
+        if cfg.classes.ordinal { " Ordinal prior (class order)." } else { "" }
+    );
+    let _ = writeln!(md, "No image-label pair was used for training, clustering or model selection; labels are read only below, to measure.\n");
+}
+
+fn results(canvas: &mut Canvas, r: &ReportData) {
+    let md = &mut canvas.md;
+    match r.summary {
+        Some(s) => {
+            let metrics: Vec<SeedMetrics> = r.records.iter().filter_map(|x| x.metrics.clone()).collect();
+            md.push_str(&summary_text(r.class_names, &r.naming, s, &metrics).replacen("# ", "## ", 1));
+        }
+        None => md.push_str("## Results\n\nThe dataset has no test labels: accuracy is not measured.\n"),
+    }
+    let choice = if r.naming_is_paper { "the lowest stage-III training loss" } else { "the best label-free selection score of its naming" };
+    let _ = writeln!(md, "\nThe classifier `zerolabel predict` uses is seed {}'s ({}), the seed with {choice} (a label-free choice).\n", r.selected_seed, r.naming);
+}
+
+fn stages(canvas: &mut Canvas, r: &ReportData) {
+    let md = &mut canvas.md;
+    let _ = writeln!(md, "## Stages\n\n| stage | folder | reused | wall time (s) | peak memory (MiB) |\n| --- | --- | --- | --- | --- |");
+    for s in r.stages {
+        let memory = s.peak_rss_mb.map(|m| format!("{m:.0}")).unwrap_or("-".into());
+        let _ = writeln!(md, "| {} | `{}` | {} | {:.1} | {memory} |", s.name, s.dir.display(), if s.reused { "yes" } else { "no" }, s.wall_s);
+    }
+    let _ = writeln!(md, "\n(For a reused stage, the time and memory are those of the run that computed it.)\n");
+}
+
+fn per_seed_series(curves: &[(u64, Vec<(f64, f64)>)]) -> Vec<Series> {
+    curves.iter().enumerate().map(|(k, (seed, points))| Series { name: format!("seed {seed}"), points: points.clone(), color: PALETTE[k % PALETTE.len()] }).collect()
+}
+
+fn curves(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
+    let _ = writeln!(canvas.md, "## Training curves\n");
+    let c = &r.curves;
+    if let Some(font) = &canvas.font {
+        let loss = Series { name: "SimCLR loss".into(), points: c.pretrain_loss.clone(), color: PALETTE[0] };
+        let knn = Series { name: "kNN accuracy".into(), points: c.knn_accuracy.clone(), color: PALETTE[1] };
+        let mut panels = vec![plot::line_chart(font, "Stage I: SimCLR training loss", "epoch", "NT-Xent loss", &[loss], 520, 340)];
+        if !knn.points.is_empty() {
+            panels.push(plot::line_chart(font, "Stage I: kNN accuracy (k = 200, labels used only here)", "epoch", "accuracy", &[knn], 520, 340));
+        }
+        canvas.save(&plot::hstack(&panels), "loss_pretrain")?;
+        canvas.save(&plot::line_chart(font, "Stage II: Sinkhorn clustering OT cost", "step", "OT cost", &per_seed_series(&c.clustering), 640, 360), "loss_clustering")?;
+        canvas.save(&plot::line_chart(font, "Stage III: L_cgsk (mean over the selection window)", "step", "loss", &per_seed_series(&c.matching), 640, 360), "loss_matching")?;
+        let _ = writeln!(canvas.md, "![stage I](plots/loss_pretrain.png)\n\n![stage II](plots/loss_clustering.png)\n\n![stage III](plots/loss_matching.png)\n");
+    }
+    if let Some((loss, rate, knn)) = c.last_epoch {
+        let knn = knn.map(|a| format!(", kNN accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
+        let _ = writeln!(canvas.md, "Stage I, last epoch: loss {loss:.4}, {rate:.0} images/s{knn}.\n");
+    }
+    Ok(())
+}
+
+fn confusion_and_seeds(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
+    let (Some(summary), Some(metrics)) = (r.summary, r.records.iter().find(|x| x.seed == r.selected_seed).and_then(|x| x.metrics.as_ref())) else {
+        return Ok(());
+    };
+    let (names, c) = (r.class_names, r.class_names.len());
+    let _ = writeln!(canvas.md, "## Confusion matrix (seed {}, test set)\n", r.selected_seed);
+    if let Some(font) = &canvas.font {
+        let conf = &metrics.report.confusion;
+        let cells: Vec<Vec<String>> = conf.iter().map(|row| row.iter().map(|v| v.to_string()).collect()).collect();
+        let cell = if c <= 12 { 46.0 } else if c <= 25 { 26.0 } else { 10.0 };
+        let title = format!("Confusion matrix, seed {} (rows: true class, share of the row)", r.selected_seed);
+        let img = plot::heatmap(font, &title, "true class", "predicted class", names, names, &crate::diagnostics::row_shares(conf), false, (c <= 25).then_some(&cells[..]), cell);
+        canvas.save(&img, "confusion")?;
+        let _ = writeln!(canvas.md, "![confusion matrix](plots/confusion.png)\n");
+    }
+    let _ = writeln!(canvas.md, "Accuracy {:.1}%; {} of {c} classes predicted at least once.\n", 100.0 * metrics.accuracy, metrics.report.predicted_classes);
+    if let Some(font) = &canvas.font {
+        let seeds: Vec<&SeedMetrics> = r.records.iter().filter_map(|x| x.metrics.as_ref()).collect();
+        let cats: Vec<String> = seeds.iter().map(|m| format!("seed {}", m.seed)).collect();
+        let pct = |f: fn(&SeedMetrics) -> f64| seeds.iter().map(|m| 100.0 * f(m)).collect::<Vec<f64>>();
+        let mut series = vec![(format!("zero-label ({})", if r.naming_is_paper { "stage III" } else { "ours" }), pct(|m| m.accuracy))];
+        if summary.paper_accuracy.is_some() {
+            series.push(("the paper's stage III".into(), pct(|m| m.paper_accuracy.unwrap_or(0.0))));
+        }
+        series.push(("Random fC".into(), pct(|m| m.random_baseline_accuracy)));
+        series.push(("naming by geometry alone".into(), pct(|m| m.naming_accuracy)));
+        let refs = vec![
+            ("clusters Hungarian-matched (ceiling for naming)".to_string(), 100.0 * summary.cluster_hungarian_accuracy.mean, plot::BLACK),
+            ("chance".to_string(), 100.0 / c as f64, plot::GREY),
+        ];
+        let img = plot::bar_chart(font, "Accuracy across seeds (%)", "accuracy (%)", &cats, &series, Some((0.0, 100.0)), &refs, (140 + 90 * cats.len()).max(620) as u32, 380);
+        canvas.save(&img, "accuracy_seeds")?;
+        let _ = writeln!(canvas.md, "## Accuracy across seeds\n\n![accuracy across seeds](plots/accuracy_seeds.png)\n");
+    }
+    Ok(())
+}
+
+fn figure_4a(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
+    let Some(fig) = &r.figure_4a else { return Ok(()) };
+    let (names, c) = (r.class_names, r.class_names.len());
+    let md = &mut canvas.md;
+    let _ = writeln!(md, "## Figure 4A: mean logit vector per true class vs the prior (seed {})\n", r.selected_seed);
+    let _ = writeln!(md, "| true class | prior: nearest | logits: highest other | prior: farthest | logits: lowest |\n| --- | --- | --- | --- | --- |");
+    for row in &fig.rows {
+        let _ = writeln!(md, "| {} | {} | {} | {} | {} |", names[row.class], names[row.prior_nearest], names[row.logits_nearest], names[row.prior_farthest], names[row.logits_farthest]);
+    }
+    let _ = writeln!(md, "\nThe learned logits agree with the prior's nearest class for {}/{c} classes and with its farthest for {}/{c}.\n", fig.nearest_agree, fig.farthest_agree);
+    if let Some(font) = &canvas.font {
+        let cell = if c <= 12 { 40.0 } else if c <= 25 { 24.0 } else { 9.0 };
+        let left = plot::heatmap(font, "Prior: class-name similarity (row z-scores)", "class", "class", names, names, &fig.prior_z, true, None, cell);
+        let right = plot::heatmap(font, "Learned: mean logits per true class (row z-scores)", "true class", "logit of class", names, names, &fig.logits_z, true, None, cell);
+        canvas.save(&plot::hstack(&[left, right]), "figure4a")?;
+        let _ = writeln!(canvas.md, "![Figure 4A](plots/figure4a.png)\n");
+    }
+    Ok(())
+}
+
+fn top_class(names: &[String], shares: &[f64]) -> String {
+    let t = (0..shares.len()).max_by(|&a, &b| shares[a].total_cmp(&shares[b])).unwrap_or(0);
+    format!("{} ({:.0}%)", names[t], 100.0 * shares[t])
+}
+
+fn figure_4b(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
+    let Some(clusters) = &r.figure_4b else {
+        canvas.notes.push(if r.config.report.sk_comparison { "Figure 4B skipped (the naming chain has no stage III)" } else { "Figure 4B skipped ([report] sk_comparison = false)" }.into());
+        return Ok(());
+    };
+    let names = r.class_names;
+    let _ = writeln!(canvas.md, "## Figure 4B: predicted classes within clusters, L_sk vs L_cgsk (seed {})\n", r.selected_seed);
+    let _ = writeln!(canvas.md, "| cluster (test members) | L_sk: top class (share) | L_cgsk: top class (share) |\n| --- | --- | --- |");
+    let mut panels = Vec::new();
+    for cp in clusters {
+        let _ = writeln!(canvas.md, "| {} ({}) | {} | {} |", cp.cluster, cp.test_members, top_class(names, &cp.sk), top_class(names, &cp.cgsk));
+        if let Some(font) = &canvas.font {
+            let title = format!("Cluster {} ({} test images)", cp.cluster, cp.test_members);
+            panels.push(plot::bar_chart(font, &title, "share of the cluster", names, &[("L_sk".into(), cp.sk.clone()), ("L_cgsk".into(), cp.cgsk.clone())], Some((0.0, 1.0)), &[], 520, 340));
+        }
+    }
+    let _ = writeln!(canvas.md, "\nUnder L_cgsk the members of a cluster should share one predicted class; under L_sk they may spread.\n");
+    if !panels.is_empty() {
+        let rows: Vec<_> = panels.chunks(2).map(plot::hstack).collect();
+        canvas.save(&plot::vstack(&rows), "figure4b")?;
+        let _ = writeln!(canvas.md, "![Figure 4B](plots/figure4b.png)\n");
+    }
+    Ok(())
+}
+
+fn naming(canvas: &mut Canvas, r: &ReportData) {
+    let (names, md) = (r.class_names, &mut canvas.md);
+    let _ = writeln!(md, "## Naming the clusters by geometry (beyond the paper)\n");
+    let _ = writeln!(md, "The naming step assigns class names to clusters by matching the centroids' similarity matrix to the class names' similarity matrix (a quadratic assignment problem). The gap is the objective difference between the best and the second-best assignment; a small gap means a low-confidence naming.\n");
+    let _ = writeln!(md, "| seed | objective | gap to runner-up | naming accuracy (%) |\n| --- | --- | --- | --- |");
+    for x in r.records {
+        let gap = x.naming_second_score.map(|s| format!("{:.3}", x.naming_score - s)).unwrap_or("- (approximate solver)".into());
+        let acc = x.metrics.as_ref().map(|m| format!("{:.1}", 100.0 * m.naming_accuracy)).unwrap_or("-".into());
+        let _ = writeln!(md, "| {} | {:.3} | {gap} | {acc} |", x.seed, x.naming_score);
+    }
+    let selected = r.records.iter().find(|x| x.seed == r.selected_seed);
+    let pairs: Vec<String> = selected.map(|s| s.naming_interchangeable.iter().take(10).map(|(a, b, loss)| format!("{} <-> {} ({loss:.3})", names[*a], names[*b])).collect()).unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "\nInterchangeable names, seed {} (swapping them costs at most 2% of the largest possible objective): {}.\n",
+        r.selected_seed,
+        if pairs.is_empty() { "none".to_string() } else { pairs.join(", ") }
+    );
+}
+
+fn files(canvas: &mut Canvas) {
+    let md = &mut canvas.md;
+    let _ = writeln!(md, "## Files\n");
+    let _ = writeln!(md, "- `manifest.json`: configuration, seeds, versions, per-stage wall time and peak memory");
+    let _ = writeln!(md, "- `metrics.json`: accuracy (mean, std) under `accuracy`, per-seed metrics under `seeds`");
+    let _ = writeln!(md, "- `model.json`: the backbone and classifier `zerolabel predict` uses");
+    let _ = writeln!(md, "- `stages/pretrain-*/`: SimCLR checkpoints (`checkpoint.safetensors`, `best.safetensors`) and `pretrain_log.jsonl`");
+    let _ = writeln!(md, "- `stages/features-*/`: `train.safetensors`, `test.safetensors` (L2-normalised features, labels where known)");
+    let _ = writeln!(md, "- `stages/match-*/seed-N/`: `classifier.safetensors`, `clusters.safetensors`, `test_predictions.npy`, `train_log.jsonl`, `seed.json`");
+    if !canvas.notes.is_empty() {
+        let _ = writeln!(md, "\nNotes: {}.", canvas.notes.join("; "));
+    }
+}

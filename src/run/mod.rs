@@ -1,0 +1,385 @@
+//! `zerolabel run`: every stage from images to a named-class classifier and its report.
+//!
+//! Each stage writes into `RUN/stages/<stage>-<key>/` (paths from [`RunLayout`]), where the key
+//! hashes the stage's own settings and the key of the stage before it (and, for stage I, the
+//! dataset's files). A stage whose folder holds a finished result is reused; changing a setting
+//! changes the keys from that stage on, so only what changed is redone. Stage I resumes from its
+//! last epoch checkpoint and stages II-III from the first unfinished seed. Everything that can be
+//! checked is checked before anything is trained or deleted. `manifest.json` ([`manifest`])
+//! records the configuration, seeds, versions and each stage's wall time and peak memory.
+pub mod manifest;
+
+use crate::backbone::pretrain::{best_path, checkpoint_path};
+use crate::backbone::simclr::{self, CheckpointMeta, LrSchedule};
+use crate::config::{build_prior, DatasetArgs, RunConfig, StageSettings};
+use crate::data::images::{DatasetFormat, Split};
+use crate::device;
+use crate::diagnostics;
+use crate::error::Error;
+use crate::eval::{self, SeedMetrics, Summary};
+use crate::io;
+use crate::layout::{RunLayout, SeedsLayout};
+use crate::naming::NamingKind;
+use crate::orchestrator::{self, Orchestrator, SeedRecord};
+use crate::prior::LabelPrior;
+use crate::progress::status;
+use crate::report::{self, Curves, ReportData};
+use crate::stages::{self, FeatureData};
+use anyhow::{bail, Result};
+use manifest::{libtorch_version, stage_key, unix_now, Stages};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct RunOptions {
+    pub config_path: PathBuf,
+    pub overrides: Vec<String>,
+    pub out: PathBuf,
+    pub force: bool,
+    pub quiet: bool,
+}
+
+pub struct RunOutcome {
+    /// What the command prints at the end.
+    pub headline: String,
+}
+
+/// The dataset's identity for the cache key: format, subset, and the names and sizes of its
+/// files (so replacing the data invalidates stage I).
+pub fn dataset_fingerprint(data: &DatasetArgs) -> Result<Value> {
+    let path = &data.data;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mut files: Vec<(String, u64)> = Vec::new();
+    if meta.is_dir() {
+        let recursive = data.format == DatasetFormat::Folder;
+        let mut stack = vec![path.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+                let entry = entry.map_err(|e| Error::io(&dir, e))?;
+                let p = entry.path();
+                let m = entry.metadata().map_err(|e| Error::io(&p, e))?;
+                if m.is_dir() {
+                    if recursive {
+                        stack.push(p);
+                    }
+                } else {
+                    files.push((p.strip_prefix(path).unwrap_or(&p).to_string_lossy().into_owned(), m.len()));
+                }
+            }
+        }
+        files.sort();
+    } else {
+        files.push((String::new(), meta.len()));
+    }
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    Ok(json!({"format": data.format, "path": canonical, "limit": data.limit, "folder_size": data.folder_size, "files": files}))
+}
+
+/// A run with every setting checked: what `run` knows before it trains or deletes anything.
+struct Plan<'a> {
+    config: &'a RunConfig,
+    layout: RunLayout,
+    device: tch::Device,
+    prior: LabelPrior,
+    settings: StageSettings,
+    pretrain_key: String,
+    /// Epochs of the stage-I checkpoint already there (0: none, or `--force`).
+    trained_epochs: usize,
+}
+
+/// Checks the whole configuration: device, class names and prior, stage settings, the dataset
+/// and the class list against it, an existing backbone against the epoch budget.
+fn plan<'a>(config: &'a RunConfig, opts: &RunOptions) -> Result<Plan<'a>> {
+    let layout = RunLayout::new(&opts.out);
+    let device = config.device.resolve()?;
+    let prior = build_prior(&config.classes)?;
+    let settings = config.stages.validate(config.classes.preset, prior.n_classes())?;
+    let pretrain_key = stage_key(&pretrain_identity(config, device)?);
+    let checkpoint = checkpoint_path(&layout.stage("pretrain", &pretrain_key));
+    let trained_epochs = if checkpoint.exists() && !opts.force { simclr::read_meta(&checkpoint)?.epoch } else { 0 };
+    if trained_epochs > config.pretrain.epochs {
+        bail!(
+            "{}: this backbone was trained for {trained_epochs} epochs, the config asks for {}; use --force to retrain, or another --out",
+            checkpoint.display(),
+            config.pretrain.epochs
+        );
+    }
+    let plan = Plan { config, layout, device, prior, settings, pretrain_key, trained_epochs };
+    check_classes_fit_data(&plan)?;
+    Ok(plan)
+}
+
+/// Stage I's identity for its cache key. The epoch budget is not part of it under a constant
+/// learning rate (a longer budget continues the run); a cosine schedule is shaped by its budget.
+fn pretrain_identity(config: &RunConfig, device: tch::Device) -> Result<Value> {
+    let p = &config.pretrain;
+    let mut identity = json!({"data": dataset_fingerprint(&config.data)?, "arch": p.arch, "width": p.width, "stem": p.stem,
+        "batch_size": p.batch_size, "lr": p.lr, "weight_decay": p.weight_decay, "temperature": p.temperature,
+        "image_size": p.image_size, "seed": p.seed, "crop_min_scale": p.crop_min_scale, "precision": p.precision.resolve(device)});
+    if p.lr_schedule == LrSchedule::Cosine {
+        identity["lr_schedule"] = json!(p.lr_schedule);
+        identity["epochs"] = json!(p.epochs);
+    }
+    Ok(identity)
+}
+
+/// A class list that does not fit the data fails now, not after stage I.
+fn check_classes_fit_data(plan: &Plan) -> Result<()> {
+    let (config, c) = (plan.config, plan.prior.n_classes());
+    if config.data.format == DatasetFormat::Folder {
+        let subfolders = crate::data::images::folder_classes(&config.data.data)?;
+        if !subfolders.is_empty() && subfolders.len() != c {
+            return Err(Error::ClassCount {
+                what: format!("{}: class names", config.data.data.display()),
+                expected: format!("the folder has {} class subfolders ({}): give one name per subfolder, in sorted order", subfolders.len(), subfolders.join(", ")),
+                got: c,
+            }
+            .into());
+        }
+    } else if plan.trained_epochs < config.pretrain.epochs {
+        let test = config.data.read(Split::Test)?;
+        if let Some(labels) = &test.labels {
+            crate::data::features::check_class_count(labels, c, &config.data.data)?;
+        }
+    }
+    Ok(())
+}
+
+/// Stage I and feature extraction, as cached stages.
+struct Backbone {
+    pretrain_dir: PathBuf,
+    best: PathBuf,
+    features_dir: PathBuf,
+    features_key: String,
+}
+
+fn train_backbone(plan: &Plan, stages: &mut Stages, quiet: bool) -> Result<Backbone> {
+    let (config, p) = (plan.config, &plan.config.pretrain);
+    let default_threads = tch::get_num_threads();
+    let pretrain_dir = stages.run("pretrain", &plan.pretrain_key, plan.trained_epochs == p.epochs, |dir| {
+        p.apply_threads(default_threads)?;
+        stages::pretrain_stage(&config.data, p, plan.device, dir, true, quiet)?;
+        Ok(())
+    })?;
+    let best = best_path(&pretrain_dir);
+    let features_key = stage_key(&json!({"pretrain": plan.pretrain_key, "epochs": p.epochs}));
+    let features_done = RunLayout::stage_record(&plan.layout.stage("features", &features_key)).exists();
+    let features_dir = stages.run("features", &features_key, features_done, |dir| {
+        p.apply_threads(default_threads)?;
+        stages::features_stage(&config.data, &best, plan.device, dir, quiet)
+    })?;
+    Ok(Backbone { pretrain_dir, best, features_dir, features_key })
+}
+
+/// Stages II-III per seed; the seed count is not part of the key (more seeds add to it).
+fn name_over_seeds(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData, backbone: &Backbone, stages: &mut Stages) -> Result<(String, SeedsLayout, Vec<SeedRecord>)> {
+    let match_key = stage_key(&json!({"features": backbone.features_key, "prior": plan.prior, "params": plan.settings}));
+    let mut records = Vec::new();
+    let dir = stages.run("match", &match_key, false, |dir| {
+        records = orchestrator.run_seeds(data, &SeedsLayout::new(dir), &plan.config.stages.seed_list(), true)?;
+        Ok(())
+    })?;
+    if let Some(last) = stages.last_mut() {
+        last.reused = records.iter().all(|r| r.reused);
+        if last.reused {
+            // Report the time the seeds took when they were computed.
+            last.wall_s = records.iter().map(|r| r.cluster_seconds + r.match_seconds).sum();
+        }
+    }
+    Ok((match_key, SeedsLayout::new(dir), records))
+}
+
+/// Figure 4B's L_sk classifier on the selected seed's clusters, where the chain has a stage III.
+fn figure_4b_classifier(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData, (match_key, seeds): (&str, &SeedsLayout), selected: &SeedRecord, stages: &mut Stages) -> Result<Option<PathBuf>> {
+    if !plan.config.report.sk_comparison || !plan.settings.naming.chain.contains(&NamingKind::Stage3) {
+        return Ok(None);
+    }
+    let key = format!("{match_key}/sk-seed-{}", selected.seed);
+    let done = seeds.sk_classifier(selected.seed).exists();
+    stages.run("match", &key, done, |_| {
+        orchestrator.sk_classifier(data, seeds, selected)?;
+        Ok(())
+    })?;
+    if let Some(last) = stages.last_mut() {
+        last.name = "match-sk (Figure 4B)".into();
+    }
+    Ok(Some(seeds.sk_classifier(selected.seed)))
+}
+
+/// `model.json`: the backbone and classifier `zerolabel predict` uses, and why this seed.
+fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: &SeedRecord) -> Result<()> {
+    let layout = &plan.layout;
+    let selection = if plan.settings.naming.is_paper() {
+        "lowest windowed stage-III training loss over the seeds (no labels)".to_string()
+    } else {
+        format!("{}; the seed with the best label-free selection score", plan.settings.naming.describe())
+    };
+    let model = json!({
+        "classes": plan.prior.class_names,
+        "backbone_checkpoint": layout.relative(&backbone.best),
+        "classifier": layout.relative(&seeds.classifier(selected.seed)),
+        "seed": selected.seed,
+        "naming": plan.settings.naming.chain,
+        "selection": selection,
+    });
+    Ok(io::write_json_atomic(&layout.model(), &model)?)
+}
+
+/// Curves for the report, from the stage I log and each seed's training log.
+fn gather_curves(backbone: &Backbone, seeds: &SeedsLayout, records: &[SeedRecord]) -> Curves {
+    let pre = read_jsonl(&RunLayout::pretrain_log(&backbone.pretrain_dir));
+    let points = |lines: &[Value], x: &str, y: &str, keep: &dyn Fn(&Value) -> bool| -> Vec<(f64, f64)> {
+        lines.iter().filter(|l| keep(l)).filter_map(|l| Some((l.get(x)?.as_f64()?, l.get(y)?.as_f64()?))).collect()
+    };
+    let logs: Vec<(u64, Vec<Value>)> = records.iter().map(|r| (r.seed, read_jsonl(&seeds.train_log(r.seed)))).collect();
+    Curves {
+        pretrain_loss: points(&pre, "epoch", "loss", &|_| true),
+        knn_accuracy: points(&pre, "epoch", "knn_accuracy", &|_| true),
+        clustering: logs.iter().map(|(seed, l)| (*seed, points(l, "step", "loss", &|v| v["stage"] == "cluster"))).collect(),
+        matching: logs.iter().map(|(seed, l)| (*seed, points(l, "step", "window_mean", &|v| v["stage"] == "match" && v["variant"] != "paper"))).collect(),
+        last_epoch: pre.last().map(|l| (l["loss"].as_f64().unwrap_or(f64::NAN), l["images_per_s"].as_f64().unwrap_or(f64::NAN), l.get("knn_accuracy").and_then(Value::as_f64))),
+    }
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// What the report needs beyond the records: curves and the label-using diagnostics.
+struct ReportInputs<'a> {
+    plan: &'a Plan<'a>,
+    backbone: &'a Backbone,
+    backbone_meta: Option<&'a CheckpointMeta>,
+    data: &'a FeatureData,
+    seeds: &'a SeedsLayout,
+    records: &'a [SeedRecord],
+    summary: Option<&'a Summary>,
+    selected: &'a SeedRecord,
+    sk_classifier: Option<&'a Path>,
+}
+
+fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) -> Result<Vec<String>> {
+    let (plan, seed) = (inputs.plan, inputs.selected.seed);
+    let classifier = orchestrator::load_classifier(inputs.seeds, seed)?;
+    let figure_4a = inputs.data.test_labels.as_deref().map(|labels| diagnostics::figure_4a(&plan.prior, &classifier, &inputs.data.test, labels));
+    let figure_4b = match inputs.sk_classifier {
+        Some(path) => {
+            let clusters = orchestrator::load_clusters(inputs.seeds, seed, &inputs.data.train)?;
+            let sk = crate::matching::Classifier::load(path)?;
+            Some(diagnostics::figure_4b(&clusters, &sk, &classifier, &inputs.data.test, plan.prior.n_classes(), plan.config.report.figure_clusters))
+        }
+        None => None,
+    };
+    let data = ReportData {
+        config: plan.config,
+        class_names: &plan.prior.class_names,
+        backbone: inputs.backbone_meta,
+        naming: plan.settings.naming.describe(),
+        naming_is_paper: plan.settings.naming.is_paper(),
+        records: inputs.records,
+        summary: inputs.summary,
+        selected_seed: seed,
+        stages: stage_records,
+        curves: gather_curves(inputs.backbone, inputs.seeds, inputs.records),
+        figure_4a,
+        figure_4b,
+    };
+    report::write_report(&data, &plan.layout.report(), &plan.layout.plots())
+}
+
+/// The line `run` prints: the accuracy beside the baselines (or why there is none).
+fn headline(plan: &Plan, summary: Option<&Summary>, elapsed_s: f64, reused: usize) -> String {
+    let mut text = match summary {
+        Some(s) => format!(
+            "Zero-label accuracy ({}, {} seed(s)): {}% (Random baseline {}%; naming by geometry alone {}%; {}clusters Hungarian-matched {}%)\n",
+            plan.config.name,
+            s.accuracy.n,
+            s.accuracy,
+            s.random_baseline,
+            s.naming_accuracy,
+            s.paper_accuracy.map(|p| format!("the paper's stage III {p}%; ")).unwrap_or_default(),
+            s.cluster_hungarian_accuracy
+        ),
+        None => "No test labels: the classifier was trained, accuracy was not measured.\n".to_string(),
+    };
+    if !plan.settings.naming.is_paper() {
+        text.push_str(&format!("Classifier: {}.\n", plan.settings.naming.describe()));
+    }
+    let layout = &plan.layout;
+    text.push_str(&format!(
+        "Report: {}; classifier for `zerolabel predict --run {}`; {elapsed_s:.1} s ({reused} stage(s) reused)\n",
+        layout.report().display(),
+        layout.root().display()
+    ));
+    text
+}
+
+pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
+    let (started_unix, started) = (unix_now(), Instant::now());
+    let plan = plan(config, opts)?;
+    if opts.force {
+        // Only now that every setting is known to be valid.
+        let dir = plan.layout.stages();
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::Write { path: dir.clone(), source: e })?;
+        }
+    }
+    status("Device", &device::describe(plan.device), opts.quiet);
+    let mut stages = Stages::new(&plan.layout, opts.quiet);
+    let backbone = train_backbone(&plan, &mut stages, opts.quiet)?;
+    plan.settings.apply_threads();
+    let c = plan.prior.n_classes();
+    let data = FeatureData::load(&RunLayout::features_train(&backbone.features_dir), &RunLayout::features_test(&backbone.features_dir), None, c, plan.device)?;
+    let orchestrator = Orchestrator::new(&plan.prior, &plan.settings, opts.quiet)?;
+    let (match_key, seeds, records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
+    let selected = orchestrator::selected_seed(&records).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?;
+    let sk_classifier = figure_4b_classifier(&plan, &orchestrator, &data, (&match_key, &seeds), selected, &mut stages)?;
+    write_model(&plan, &backbone, &seeds, selected)?;
+    let metrics: Vec<SeedMetrics> = records.iter().filter_map(|r| r.metrics.clone()).collect();
+    let summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
+    io::write_json_atomic(
+        &plan.layout.metrics(),
+        &json!({"command": "run", "config": config.name, "classes": plan.prior.class_names, "params": plan.settings,
+            "naming": plan.settings.naming.describe(), "accuracy": summary.as_ref().map(|s| s.accuracy), "summary": summary,
+            "seeds": metrics, "selected_seed": selected.seed}),
+    )?;
+    let report_started = Instant::now();
+    let backbone_meta = simclr::read_meta(&backbone.best).ok();
+    let inputs = ReportInputs {
+        plan: &plan,
+        backbone: &backbone,
+        backbone_meta: backbone_meta.as_ref(),
+        data: &data,
+        seeds: &seeds,
+        records: &records,
+        summary: summary.as_ref(),
+        selected,
+        sk_classifier: sk_classifier.as_deref(),
+    };
+    let report_notes = write_report(&inputs, &stages.records)?;
+    stages.record_uncached("report", PathBuf::from("report.md"), report_started);
+    let manifest = json!({
+        "zerolabel": env!("CARGO_PKG_VERSION"),
+        "versions": {"zerolabel": env!("CARGO_PKG_VERSION"), "tch": "0.26.0", "libtorch": libtorch_version()},
+        "config_file": opts.config_path,
+        "overrides": opts.overrides,
+        "config": config,
+        // The values every stage actually used, defaults and presets resolved.
+        "resolved": {"backbone": backbone_meta.as_ref().map(|m| &m.backbone), "simclr": backbone_meta.as_ref().map(|m| &m.params),
+            "stages": plan.settings, "prior": plan.prior.params},
+        "seeds": config.stages.seed_list(),
+        "pretrain_seed": config.pretrain.seed,
+        "device": device::describe(plan.device),
+        "started_unix": started_unix,
+        "finished_unix": unix_now(),
+        "wall_s": started.elapsed().as_secs_f64(),
+        "stages": stages.records,
+        "selected_seed": selected.seed,
+        "accuracy": summary.as_ref().map(|s| s.accuracy),
+        "report_notes": report_notes,
+    });
+    io::write_json_atomic(&plan.layout.manifest(), &manifest)?;
+    let reused = stages.records.iter().filter(|s| s.reused).count();
+    Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), started.elapsed().as_secs_f64(), reused) })
+}
+

@@ -1,0 +1,83 @@
+//! Stage I and feature extraction as steps with inputs and outputs on disk, shared by the
+//! single-stage subcommands (`pretrain`, `features`) and by `run`, which chains them:
+//! images -> [pretrain] -> checkpoint -> [features] -> feature files -> [`FeatureData`], which
+//! the [`crate::orchestrator`] takes through stages II-III.
+use crate::backbone::pretrain::{self, KnnMonitor, PretrainOptions, PretrainOutcome};
+use crate::backbone::simclr::{self, SimclrModel};
+use crate::config::{DatasetArgs, PretrainSettings};
+use crate::data::features::{self, check_labels, l2_normalize};
+use crate::data::images::Split;
+use crate::error::Error;
+use crate::progress::status;
+use anyhow::{bail, Result};
+use std::path::Path;
+use tch::Tensor;
+
+/// Stage I: SimCLR pretraining of the backbone on the training split, into `out` (libtorch's
+/// thread count is the caller's to set).
+pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device: tch::Device, out: &Path, resume: bool, quiet: bool) -> Result<PretrainOutcome> {
+    let train = dataset.read(Split::Train)?;
+    status("Read", &format!("{} training images ({}x{}x{}) from {}", train.count, train.height, train.width, train.channels, dataset.data.display()), quiet);
+    let (config, params) = settings.backbone(&train, device)?;
+    let test = if settings.knn_every > 0 && train.labels.is_some() { dataset.read(Split::Test).ok() } else { None };
+    let knn = test.as_ref().map(|t| KnnMonitor { train: &train, test: t, every: settings.knn_every });
+    let opts = PretrainOptions { out, seed: settings.seed, resume, device, quiet, knn, interrupt_after_steps: None };
+    Ok(pretrain::pretrain(&train, &config, &params, &opts)?)
+}
+
+/// Feature extraction: L2-normalised pooled backbone features of the un-augmented train and
+/// test images, written as `out/train.safetensors` and `out/test.safetensors` (with labels
+/// where the dataset has them).
+pub fn features_stage(dataset: &DatasetArgs, checkpoint: &Path, device: tch::Device, out: &Path, quiet: bool) -> Result<()> {
+    let meta = simclr::read_meta(checkpoint)?;
+    let mut model = SimclrModel::new(&meta.backbone, &meta.params, device);
+    simclr::load_checkpoint(checkpoint, &mut model, None)?;
+    for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
+        let set = dataset.read(split)?;
+        if set.channels as i64 != meta.backbone.in_channels {
+            bail!("{}: {} channels, but the checkpoint's backbone takes {}", dataset.data.display(), set.channels, meta.backbone.in_channels);
+        }
+        let bar = crate::progress::bar(set.count as u64, "Features", quiet);
+        let features = simclr::extract_features(&model.backbone, &set, &meta.normalization, meta.params.image_size, device, |n| bar.inc(n as u64));
+        bar.finish_and_clear();
+        let path = out.join(format!("{name}.safetensors"));
+        features::save_features(&path, &features, set.labels.as_deref().filter(|l| l.iter().all(|&x| x >= 0)))?;
+        status("Wrote", &format!("{} ({} x {})", path.display(), features.size()[0], features.size()[1]), quiet);
+    }
+    Ok(())
+}
+
+/// Loaded, checked and L2-normalised train/test features.
+pub struct FeatureData {
+    pub train: Tensor,
+    pub test: Tensor,
+    pub test_labels: Option<Vec<i64>>,
+}
+
+impl FeatureData {
+    pub fn load(train_path: &Path, test_path: &Path, test_labels: Option<&Path>, n_classes: usize, device: tch::Device) -> Result<FeatureData> {
+        let train = features::load_features(train_path, None)?;
+        let test = features::load_features(test_path, test_labels)?;
+        let (dtrain, dtest) = (train.features.size()[1], test.features.size()[1]);
+        if dtrain != dtest {
+            return Err(Error::Shape {
+                what: format!("feature dimension of {} vs {}", test_path.display(), train_path.display()),
+                expected: format!("{dtrain} (as in the training features)"),
+                got: dtest.to_string(),
+            }
+            .into());
+        }
+        let n_train = train.features.size()[0] as usize;
+        if n_train < n_classes {
+            bail!("{}: {n_train} training samples cannot form {n_classes} clusters", train_path.display());
+        }
+        if let Some(labels) = &test.labels {
+            check_labels(labels, n_classes, test_labels.unwrap_or(test_path))?;
+        }
+        Ok(FeatureData {
+            train: l2_normalize(&train.features).to_device(device),
+            test: l2_normalize(&test.features).to_device(device),
+            test_labels: test.labels,
+        })
+    }
+}

@@ -314,6 +314,51 @@ fn headline(plan: &Plan, summary: Option<&Summary>, elapsed_s: f64, reused: usiz
     text
 }
 
+/// `metrics.json`: the accuracy (mean, std, n) and every seed's metrics.
+fn write_metrics(plan: &Plan, metrics: &[SeedMetrics], summary: Option<&Summary>, selected_seed: u64) -> Result<()> {
+    let value = json!({"command": "run", "config": plan.config.name, "classes": plan.prior.class_names, "params": plan.settings,
+        "naming": plan.settings.naming.describe(), "accuracy": summary.map(|s| s.accuracy), "summary": summary,
+        "seeds": metrics, "selected_seed": selected_seed});
+    Ok(io::write_json_atomic(&plan.layout.metrics(), &value)?)
+}
+
+/// `manifest.json`: configuration, resolved values, seeds, versions, device, every stage's
+/// wall time and peak memory. `timing`: (start as Unix time, seconds since).
+#[allow(clippy::too_many_arguments)]
+fn write_manifest(
+    plan: &Plan,
+    opts: &RunOptions,
+    backbone_meta: Option<&CheckpointMeta>,
+    stage_records: &[manifest::StageRecord],
+    selected_seed: u64,
+    summary: Option<&Summary>,
+    report_notes: &[String],
+    (started_unix, wall_s): (u64, f64),
+) -> Result<()> {
+    let config = plan.config;
+    let manifest = json!({
+        "zerolabel": env!("CARGO_PKG_VERSION"),
+        "versions": {"zerolabel": env!("CARGO_PKG_VERSION"), "tch": "0.26.0", "libtorch": libtorch_version()},
+        "config_file": opts.config_path,
+        "overrides": opts.overrides,
+        "config": config,
+        // The values every stage actually used, defaults and presets resolved.
+        "resolved": {"backbone": backbone_meta.map(|m| &m.backbone), "simclr": backbone_meta.map(|m| &m.params),
+            "stages": plan.settings, "prior": plan.prior.params},
+        "seeds": config.stages.seed_list(),
+        "pretrain_seed": config.pretrain.seed,
+        "device": device::describe(plan.device),
+        "started_unix": started_unix,
+        "finished_unix": unix_now(),
+        "wall_s": wall_s,
+        "stages": stage_records,
+        "selected_seed": selected_seed,
+        "accuracy": summary.map(|s| s.accuracy),
+        "report_notes": report_notes,
+    });
+    Ok(io::write_json_atomic(&plan.layout.manifest(), &manifest)?)
+}
+
 pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let (started_unix, started) = (unix_now(), Instant::now());
     let plan = plan(config, opts)?;
@@ -337,12 +382,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     write_model(&plan, &backbone, &seeds, selected)?;
     let metrics: Vec<SeedMetrics> = records.iter().filter_map(|r| r.metrics.clone()).collect();
     let summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
-    io::write_json_atomic(
-        &plan.layout.metrics(),
-        &json!({"command": "run", "config": config.name, "classes": plan.prior.class_names, "params": plan.settings,
-            "naming": plan.settings.naming.describe(), "accuracy": summary.as_ref().map(|s| s.accuracy), "summary": summary,
-            "seeds": metrics, "selected_seed": selected.seed}),
-    )?;
+    write_metrics(&plan, &metrics, summary.as_ref(), selected.seed)?;
     let report_started = Instant::now();
     let backbone_meta = simclr::read_meta(&backbone.best).ok();
     let inputs = ReportInputs {
@@ -358,27 +398,8 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     };
     let report_notes = write_report(&inputs, &stages.records)?;
     stages.record_uncached("report", PathBuf::from("report.md"), report_started);
-    let manifest = json!({
-        "zerolabel": env!("CARGO_PKG_VERSION"),
-        "versions": {"zerolabel": env!("CARGO_PKG_VERSION"), "tch": "0.26.0", "libtorch": libtorch_version()},
-        "config_file": opts.config_path,
-        "overrides": opts.overrides,
-        "config": config,
-        // The values every stage actually used, defaults and presets resolved.
-        "resolved": {"backbone": backbone_meta.as_ref().map(|m| &m.backbone), "simclr": backbone_meta.as_ref().map(|m| &m.params),
-            "stages": plan.settings, "prior": plan.prior.params},
-        "seeds": config.stages.seed_list(),
-        "pretrain_seed": config.pretrain.seed,
-        "device": device::describe(plan.device),
-        "started_unix": started_unix,
-        "finished_unix": unix_now(),
-        "wall_s": started.elapsed().as_secs_f64(),
-        "stages": stages.records,
-        "selected_seed": selected.seed,
-        "accuracy": summary.as_ref().map(|s| s.accuracy),
-        "report_notes": report_notes,
-    });
-    io::write_json_atomic(&plan.layout.manifest(), &manifest)?;
+    let timing = (started_unix, started.elapsed().as_secs_f64());
+    write_manifest(&plan, opts, backbone_meta.as_ref(), &stages.records, selected.seed, summary.as_ref(), &report_notes, timing)?;
     let reused = stages.records.iter().filter(|s| s.reused).count();
     Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), started.elapsed().as_secs_f64(), reused) })
 }

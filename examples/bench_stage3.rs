@@ -3,7 +3,7 @@
 //! clusters, N = 50,000) with the clusters as A. The prior is the ordinal one for c = 10
 //! (same structure and cost as a word-vector prior; no GloVe needed).
 //!
-//!   cargo run --release --example bench_stage3 -- [--steps N] [--threads T] [--sinkhorn-threads 1|2] [--plan-gradient constant|unrolled]
+//!   cargo run --release --example bench_stage3 -- [--steps N] [--threads T] [--plan-gradient constant|unrolled]
 //!
 //! Prints one JSON line with the measured numbers. `bench/stage3.sh` runs it next to the
 //! PyTorch reference (`bench/stage3_reference.py`).
@@ -25,8 +25,6 @@ fn main() -> anyhow::Result<()> {
         Some("unrolled") => PlanGradient::Unrolled,
         Some(other) => anyhow::bail!("--plan-gradient {other}: expected constant or unrolled"),
     };
-    let sinkhorn_threads: usize = flag("--sinkhorn-threads").map_or(Ok(1), |s| s.parse())?;
-    zerolabel::ot::set_solver_threads(sinkhorn_threads);
     tch::set_num_threads(threads);
     let (n, d, c) = (50_000usize, 512usize, 10usize);
     let mut rng = Rng::new(0);
@@ -52,7 +50,6 @@ fn main() -> anyhow::Result<()> {
             "implementation": "zerolabel (Rust, tch)",
             "plan_gradient": format!("{plan_gradient:?}").to_lowercase(),
             "threads": threads,
-            "sinkhorn_threads": sinkhorn_threads,
             "steps": steps,
             "seconds": seconds,
             "ms_per_step": 1000.0 * seconds / steps as f64,

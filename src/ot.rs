@@ -12,7 +12,6 @@
 //! vectors falls below `tolerance` (in cost units), or `max_iters` is reached.
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tch::{Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,9 +202,6 @@ struct Scaling<'a> {
 /// Runs scaling iterations until the stopping rule holds (returns true), u or v leave the
 /// safe range, or `budget` iterations are used; returns (converged, iterations used).
 fn scaling_iterations(s: &Scaling, u: &mut [f64], v: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
-    if SOLVER_THREADS.load(Ordering::Relaxed) >= 2 && s.n >= 128 {
-        return scaling_iterations_two_threads(s, u, v, eps, tolerance, budget);
-    }
     let (mut last_u, mut last_v) = (u.to_vec(), v.to_vec());
     let mut column = vec![0.0; s.m];
     let mut sweep = Sweep::new(s.m);
@@ -243,7 +239,7 @@ fn reciprocal_update(sums: &[f64], x: &mut [f64], copies: &[f64]) -> (f64, bool)
     (total, ok && total.is_finite())
 }
 
-/// Scratch space of one thread's sweeps: b_j v_j and four partial column sums per column.
+/// Scratch space of the sweeps: b_j v_j and four partial column sums per column.
 struct Sweep {
     bv: Vec<f64>,
     partial: Vec<[f64; 4]>,
@@ -254,7 +250,7 @@ impl Sweep {
         Sweep { bv: vec![0.0; m], partial: vec![[0.0; 4]; m] }
     }
 
-    /// One thread's share of an iteration: the u of the rows in `blocks` from `v` (`u_rows`
+    /// One iteration over the rows in `blocks`: their u from `v` (`u_rows`
     /// starts at the first row of the first block), and their part of the column sums
     /// sum_i K_ij a_i u_i into `column`. Returns (change bound of u, all of u in range).
     fn run(&mut self, s: &Scaling, blocks: std::ops::Range<usize>, v: &[f64], u_rows: &mut [f64], column: &mut [f64]) -> (f64, bool) {
@@ -434,118 +430,6 @@ mod simd {
             }
         }
     }
-}
-
-static SOLVER_THREADS: AtomicUsize = AtomicUsize::new(1);
-
-/// Threads for the CPU solver's scaling iterations: 1 (default) or 2. With 2, the rows are
-/// split between two threads that meet at two spin barriers per iteration: about 1.1x faster
-/// on an otherwise idle 2-core machine (stage III: 46.6 s against 52.3 s for 10K steps; the
-/// blocked sweep left little per iteration to split), but spinning threads slow everything down when the
-/// cores are shared, so it is opt-in (`--sinkhorn-threads 2`). Results are deterministic for a
-/// given thread count (partial sums are combined in a fixed order), and differ from the
-/// one-thread results only in rounding.
-pub fn set_solver_threads(threads: usize) {
-    SOLVER_THREADS.store(threads.clamp(1, 2), Ordering::Relaxed);
-}
-
-/// Waits until `flag` reaches `target`: spins briefly, then yields the core.
-fn wait_for(flag: &AtomicUsize, target: usize) {
-    let mut spins = 0u32;
-    while flag.load(Ordering::Acquire) < target {
-        spins += 1;
-        if spins < 20_000 {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-}
-
-/// `scaling_iterations` with the rows split between the calling thread and one helper.
-fn scaling_iterations_two_threads(s: &Scaling, u: &mut [f64], v: &mut [f64], eps: f64, tolerance: f64, budget: usize) -> (bool, usize) {
-    let (n_blocks, m) = (blocks_for(s.n), s.m);
-    // Split on a block boundary.
-    let mid_block = n_blocks / 2;
-    let mid = mid_block * LANES;
-    let (u_main, u_help) = u.split_at_mut(mid);
-    // Shared between the threads: v (f64 bits), the helper's partial sums and results, and
-    // two counters (helper done with iteration t; main published v and the decision for t).
-    let shared_v: Vec<AtomicU64> = v.iter().map(|x| AtomicU64::new(x.to_bits())).collect();
-    let helper_part: Vec<AtomicU64> = (0..m).map(|_| AtomicU64::new(0)).collect();
-    let helper_change = AtomicU64::new(0);
-    let helper_ok = AtomicUsize::new(1);
-    let helper_done = AtomicUsize::new(0);
-    let main_done = AtomicUsize::new(0);
-    // Decision for the helper after each iteration: 0 continue, 1 stop, 2 stop and roll back.
-    let decision = AtomicUsize::new(0);
-    let mut result = (false, budget);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let (mut sweep, mut part) = (Sweep::new(m), vec![0.0; m]);
-            let mut last = u_help.to_vec();
-            let mut local_v = vec![0.0; m];
-            for t in 1..=budget {
-                for (lv, sv) in local_v.iter_mut().zip(&shared_v) {
-                    *lv = f64::from_bits(sv.load(Ordering::Relaxed));
-                }
-                last.copy_from_slice(u_help);
-                let (change, ok) = sweep.run(s, mid_block..n_blocks, &local_v, u_help, &mut part);
-                for (hp, p) in helper_part.iter().zip(&part) {
-                    hp.store(p.to_bits(), Ordering::Relaxed);
-                }
-                helper_change.store(change.to_bits(), Ordering::Relaxed);
-                helper_ok.store(ok as usize, Ordering::Relaxed);
-                helper_done.store(t, Ordering::Release);
-                wait_for(&main_done, t);
-                match decision.load(Ordering::Acquire) {
-                    0 => {}
-                    1 => return,
-                    _ => {
-                        u_help.copy_from_slice(&last);
-                        return;
-                    }
-                }
-            }
-        });
-        let (mut sweep, mut part) = (Sweep::new(m), vec![0.0; m]);
-        let mut last_u = u_main.to_vec();
-        let mut last_v = v.to_vec();
-        let mut column = vec![0.0; m];
-        for t in 1..=budget {
-            last_u.copy_from_slice(u_main);
-            last_v.copy_from_slice(v);
-            let (change_main, ok_main) = sweep.run(s, 0..mid_block, v, u_main, &mut part);
-            wait_for(&helper_done, t);
-            for j in 0..m {
-                column[j] = part[j] + f64::from_bits(helper_part[j].load(Ordering::Relaxed));
-            }
-            let change_u = change_main + f64::from_bits(helper_change.load(Ordering::Relaxed));
-            let ok_u = ok_main && helper_ok.load(Ordering::Relaxed) == 1;
-            let (change_v, ok_v) = reciprocal_update(&column, v, s.copies);
-            let (stop, outcome) = if eps * (change_u + change_v) < tolerance {
-                (1, Some((true, t)))
-            } else if !(ok_u && ok_v) {
-                u_main.copy_from_slice(&last_u);
-                v.copy_from_slice(&last_v);
-                (2, Some((false, t)))
-            } else if t == budget {
-                (1, Some((false, t)))
-            } else {
-                (0, None)
-            };
-            for (sv, x) in shared_v.iter().zip(v.iter()) {
-                sv.store(x.to_bits(), Ordering::Relaxed);
-            }
-            decision.store(stop, Ordering::Relaxed);
-            main_done.store(t, Ordering::Release);
-            if let Some(r) = outcome {
-                result = r;
-                break;
-            }
-        }
-    });
-    result
 }
 
 /// An upper bound on |ln(next / previous)| without a logarithm: |ln r| <= |r - 1| / min(r, 1),

@@ -124,25 +124,3 @@ fn atoms_with_copies_equal_the_dense_problem() {
     let diff = (&reference.plan - &fast.plan).abs().max().double_value(&[]);
     assert!(diff < 1e-6, "CPU solver's plan differs by {diff:e}");
 }
-
-/// The two-thread solver gives the one-thread plan (up to rounding), the same way every time.
-#[test]
-fn two_thread_solver_agrees_and_is_deterministic() {
-    let mut rng = Rng::new(5);
-    let (n, m) = (300usize, 40usize);
-    let cost: Vec<f64> = (0..n * m).map(|_| rng.uniform() * 2.0).collect();
-    let c = Tensor::from_slice(&cost).view([n as i64, m as i64]);
-    let a = ot::uniform(n as i64, &c);
-    let b = ot::uniform(m as i64, &c);
-    let p = SinkhornParams { epsilon: 0.01, tolerance: 1e-6, max_iters: 5000 };
-    ot::set_solver_threads(1);
-    let one = ot::sinkhorn(&c, &a, &b, &p, None);
-    ot::set_solver_threads(2);
-    let two = ot::sinkhorn(&c, &a, &b, &p, None);
-    let again = ot::sinkhorn(&c, &a, &b, &p, None);
-    ot::set_solver_threads(1);
-    assert!(two.plan.equal(&again.plan), "two-thread solver is not deterministic");
-    let diff = (&one.plan - &two.plan).abs().max().double_value(&[]);
-    assert!(diff < 1e-9, "one- and two-thread plans differ by {diff:e}");
-    assert!(ot::marginal_error(&two.plan, &a, &b) < 1e-4);
-}

@@ -30,12 +30,23 @@ use zerolabel::kmeans::{self, KMeansParams};
 use zerolabel::naming::NamingProblem;
 use zerolabel::naming_consensus as consensus;
 use zerolabel::naming_invariant::{self as inv, NamingKernel};
-use zerolabel::naming_trust::{self as trust, TrustParams};
+use zerolabel::naming_trust::{self as trust, Temperature, TrustParams};
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 use zerolabel::rng::Rng;
 
-/// Gibbs temperatures tried, in units of the null's standard deviation.
-const TAUS: [f64; 5] = [0.1, 0.2, 0.3, 0.5, 1.0];
+/// Gibbs temperatures tried (one enumeration computes all).
+const TEMPS: [Temperature; 8] = [
+    Temperature::NullStd(0.02),
+    Temperature::NullStd(0.05),
+    Temperature::NullStd(0.1),
+    Temperature::NullStd(0.2),
+    Temperature::Residual(0.5),
+    Temperature::Residual(1.0),
+    Temperature::Residual(2.0),
+    Temperature::Residual(4.0),
+];
+/// The temperature whose marginals give the marginal naming and the near-ties.
+const REFERENCE_TEMP: usize = 6;
 /// The kernels of the combined-evidence naming.
 const ENSEMBLE: [NamingKernel; 4] = [NamingKernel::CentredCosine, NamingKernel::CentredRank, NamingKernel::CentredBlindMatch, NamingKernel::Euclidean];
 
@@ -79,9 +90,9 @@ enum Command {
         /// Trust threshold(s) on the mean posterior probability of the chosen names.
         #[arg(long, default_value = "0.5")]
         threshold: f64,
-        /// Temperature (in null std units) of the score used for the verdict.
-        #[arg(long, default_value_t = 0.3)]
-        tau: f64,
+        /// Index into the study's temperatures (printed by the summary) of the verdict's score.
+        #[arg(long, default_value_t = REFERENCE_TEMP)]
+        temp: usize,
     },
 }
 
@@ -142,7 +153,7 @@ struct Row {
     naming_accuracy: f64,
     /// Clusters whose name is their majority true class.
     names_right: f64,
-    /// Naming by the posterior's marginals (Hungarian on them, tau 0.3).
+    /// Naming by the posterior's marginals (Hungarian on them, reference temperature).
     marginal_naming_accuracy: f64,
     consensus_vote_accuracy: f64,
     consensus_mean_geometry_accuracy: f64,
@@ -153,7 +164,9 @@ struct Row {
     oracle_accuracy: f64,
     z: f64,
     gap: Option<f64>,
-    /// Mean posterior probability of the chosen names, per tau in TAUS.
+    /// Correlation of the two standardised matrices at the optimum.
+    rho: f64,
+    /// Mean posterior probability of the chosen names, per temperature in TEMPS.
     mean_map_marginal: Vec<f64>,
     map_probability: Vec<f64>,
     near_ties: Vec<Vec<String>>,
@@ -172,7 +185,7 @@ fn main() -> Result<()> {
             let data = synthetic_data(random_classes, random_dim, dim, noise, &common)?;
             study(&name, &data, &common)
         }
-        Command::Summarise { rows, threshold, tau } => summarise(&rows, threshold, tau),
+        Command::Summarise { rows, threshold, temp } => summarise(&rows, threshold, temp),
     }
 }
 
@@ -318,9 +331,10 @@ struct Scored {
     class_of: Vec<usize>,
     z: f64,
     gap: Option<f64>,
+    rho: f64,
     mean_map_marginal: Vec<f64>,
     map_probability: Vec<f64>,
-    /// Marginals at tau 0.3 (index 2).
+    /// Marginals at the reference temperature.
     marginals: Vec<Vec<f64>>,
     near_ties: Vec<Vec<usize>>,
 }
@@ -329,7 +343,7 @@ fn name_and_score(problem: &NamingProblem, seed: u64) -> Scored {
     let naming = inv::solve(problem, seed);
     let params = TrustParams { seed, ..TrustParams::default() };
     let null = trust::permutation_null(problem, params.null_draws, seed);
-    let temperatures: Vec<f64> = TAUS.iter().map(|t| t * null.std.max(1e-12)).collect();
+    let temperatures: Vec<f64> = TEMPS.iter().map(|t| t.value(problem, naming.score, &null)).collect();
     let posteriors = if problem.n() <= params.exact_limit {
         trust::gibbs_exact(problem, naming.score, &temperatures)
     } else {
@@ -337,11 +351,13 @@ fn name_and_score(problem: &NamingProblem, seed: u64) -> Scored {
     };
     let scores: Vec<trust::AlignmentScore> =
         posteriors.into_iter().map(|p| trust::alignment_from_posterior(problem, &naming, null, p, &params)).collect();
-    let reference = &scores[2];
+    let reference = &scores[REFERENCE_TEMP];
+    let c = problem.n() as f64;
     Scored {
         class_of: naming.class_of.clone(),
         z: reference.z,
         gap: reference.gap,
+        rho: naming.score / (c * (c - 1.0)),
         mean_map_marginal: scores.iter().map(|s| s.mean_map_marginal).collect(),
         map_probability: scores.iter().map(|s| s.posterior.map_probability).collect(),
         marginals: reference.posterior.marginals.clone(),
@@ -353,7 +369,9 @@ fn name_and_score(problem: &NamingProblem, seed: u64) -> Scored {
 fn names_right(test_clusters: &[i64], labels: &[i64], class_of: &[usize]) -> f64 {
     let c = class_of.len();
     let table = eval::contingency(test_clusters, labels, c, c);
-    (0..c).filter(|&j| table[j].iter().enumerate().max_by_key(|(_, n)| **n).map(|(k, _)| k) == Some(class_of[j])).count() as f64 / c as f64
+    // table[true class][cluster].
+    let majority = |j: usize| (0..c).max_by_key(|&k| table[k][j]);
+    (0..c).filter(|&j| majority(j) == Some(class_of[j])).count() as f64 / c as f64
 }
 
 fn study(dataset: &str, data: &Data, common: &Common) -> Result<()> {
@@ -456,6 +474,7 @@ fn row(dataset: &str, clusterer: &str, kernel: &str, seed: u64, data: &Data, tes
         oracle_accuracy: oracle.1,
         z: scored.z,
         gap: scored.gap,
+        rho: scored.rho,
         mean_map_marginal: scored.mean_map_marginal.clone(),
         map_probability: scored.map_probability.clone(),
         near_ties: scored.near_ties.iter().map(|g| g.iter().map(|&k| data.class_names[k].clone()).collect()).collect(),
@@ -516,12 +535,15 @@ fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
 
 fn mean_std(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
     let m = eval::mean_std(&v);
     (m.mean, m.std)
 }
 
 fn pct((m, s): (f64, f64)) -> String {
-    format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * s)
+    if m.is_nan() { "-".into() } else { format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * s) }
 }
 
 /// Per (dataset, clusterer, kernel): the headline numbers over seeds.
@@ -530,11 +552,11 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
     }
-    println!("| dataset | clustering | kernel | naming acc (%) | names right | marginal naming | consensus vote | mean geometry | agreement | oracle names right | oracle acc | ceiling | z | gap | E[names right] tau .1/.2/.3/.5/1 | stage III paper / from naming |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| dataset | clustering | kernel | naming acc (%) | names right | marginal naming | consensus vote | mean geometry | agreement | oracle names right | oracle acc | ceiling | rho | z | gap | E[names right] per temperature | stage III paper / from naming |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for ((dataset, clusterer, kernel), g) in &groups {
         let ms = |f: &dyn Fn(&Row) -> f64| mean_std(g.iter().map(|r| f(r)));
-        let taus: Vec<String> = (0..TAUS.len()).map(|t| format!("{:.2}", ms(&|r| r.mean_map_marginal[t]).0)).collect();
+        let taus: Vec<String> = (0..TEMPS.len()).map(|t| format!("{:.2}", ms(&|r| r.mean_map_marginal[t]).0)).collect();
         let s3: Vec<(f64, f64)> = g.iter().filter_map(|r| r.stage3).collect();
         let stage3 = if s3.is_empty() {
             "-".to_string()
@@ -542,7 +564,7 @@ fn print_table(rows: &[Row]) {
             format!("{} / {} (n={})", pct(mean_std(s3.iter().map(|s| s.0))), pct(mean_std(s3.iter().map(|s| s.1))), s3.len())
         };
         println!(
-            "| {dataset} | {clusterer} | {kernel} | {} | {:.2} | {} | {} | {} | {:.2} | {:.0}% | {:.1} | {} | {:.2} | {:.2} | {} | {stage3} |",
+            "| {dataset} | {clusterer} | {kernel} | {} | {:.2} | {} | {} | {} | {:.2} | {:.0}% | {:.1} | {} | {:.2} | {:.2} | {:.2} | {} | {stage3} |",
             pct(ms(&|r| r.naming_accuracy)),
             ms(&|r| r.names_right).0,
             pct(ms(&|r| r.marginal_naming_accuracy)),
@@ -552,6 +574,7 @@ fn print_table(rows: &[Row]) {
             100.0 * g[0].oracle_names_right,
             100.0 * g[0].oracle_accuracy,
             pct(ms(&|r| r.cluster_ceiling)),
+            ms(&|r| r.rho).0,
             ms(&|r| r.z).0,
             ms(&|r| r.gap.unwrap_or(f64::NAN)).0,
             taus.join("/"),
@@ -570,26 +593,29 @@ fn read_rows(paths: &[PathBuf]) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn summarise(paths: &[PathBuf], threshold: f64, tau: f64) -> Result<()> {
+fn summarise(paths: &[PathBuf], threshold: f64, t: usize) -> Result<()> {
     let rows = read_rows(paths)?;
     print_table(&rows);
-    let Some(t) = TAUS.iter().position(|&x| (x - tau).abs() < 1e-9) else { bail!("--tau must be one of {TAUS:?}") };
+    println!("\nTemperatures: {}", TEMPS.iter().enumerate().map(|(i, t)| format!("{i}: {}", t.label())).collect::<Vec<_>>().join(", "));
+    let Some(tau) = TEMPS.get(t).map(|t| t.label()) else { bail!("--temp must be below {}", TEMPS.len()) };
     let real: Vec<&Row> = rows.iter().filter(|r| !r.dataset.starts_with("synth")).collect();
     println!("\nSpearman rank correlation with naming accuracy (rows: all {} / real data {}):", rows.len(), real.len());
     let mut scores: Vec<(String, Box<dyn Fn(&Row) -> f64>)> = vec![
         ("z".into(), Box::new(|r: &Row| r.z)),
         ("gap".into(), Box::new(|r: &Row| r.gap.unwrap_or(0.0))),
+        ("rho".into(), Box::new(|r: &Row| r.rho)),
     ];
-    for (i, tau) in TAUS.iter().enumerate() {
-        scores.push((format!("E[names right] tau {tau}"), Box::new(move |r: &Row| r.mean_map_marginal[i])));
-        scores.push((format!("p(MAP) tau {tau}"), Box::new(move |r: &Row| r.map_probability[i])));
+    for (i, temp) in TEMPS.iter().enumerate() {
+        scores.push((format!("E[names right] T {}", temp.label()), Box::new(move |r: &Row| r.mean_map_marginal[i])));
+        scores.push((format!("p(MAP) T {}", temp.label()), Box::new(move |r: &Row| r.map_probability[i])));
     }
     for (name, f) in &scores {
         let all = trust::spearman(&rows.iter().map(|r| f(r)).collect::<Vec<_>>(), &rows.iter().map(|r| r.naming_accuracy).collect::<Vec<_>>());
         let re = trust::spearman(&real.iter().map(|r| f(r)).collect::<Vec<_>>(), &real.iter().map(|r| r.naming_accuracy).collect::<Vec<_>>());
         let names = trust::spearman(&real.iter().map(|r| f(r)).collect::<Vec<_>>(), &real.iter().map(|r| r.names_right).collect::<Vec<_>>());
-        println!("  {name:<24} all {all:+.3}   real {re:+.3}   real vs names right {names:+.3}");
+        println!("  {name:<34} all {all:+.3}   real {re:+.3}   real vs names right {names:+.3}");
     }
+    threshold_sweep(&rows);
     println!("\nVerdicts (trusted when E[names right] at tau {tau} >= {threshold}):");
     println!("| dataset | clustering | kernel | oracle names right | trusted seeds | naming acc of trusted | of untrusted |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
@@ -603,4 +629,42 @@ fn summarise(paths: &[PathBuf], threshold: f64, tau: f64) -> Result<()> {
         println!("| {d} | {c} | {k} | {:.0}% | {}/{} | {} | {} |", 100.0 * g[0].oracle_names_right, yes.len(), g.len(), acc(&yes), acc(&no));
     }
     Ok(())
+}
+
+/// For every tau and threshold: the share of rows trusted, the naming accuracy of trusted and
+/// untrusted rows, and whether the rule flags every (dataset, clustering, kernel) whose oracle
+/// names fewer than half the classes right (a majority of its seeds untrusted) while trusting
+/// the synthetic sets (a majority of seeds trusted).
+fn threshold_sweep(rows: &[Row]) {
+    let mut groups: BTreeMap<(String, String, String), Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
+    }
+    println!("\n| tau | threshold | rows trusted | acc trusted | acc untrusted | oracle<50% groups flagged | synthetic groups trusted | real groups trusted |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (t, temp) in TEMPS.iter().enumerate() {
+        let tau = temp.label();
+        for threshold in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
+            let trusted = |r: &Row| r.mean_map_marginal[t] >= threshold;
+            let (yes, no): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| trusted(r));
+            let majority = |g: &[&Row]| 2 * g.iter().filter(|r| trusted(r)).count() > g.len();
+            let weak: Vec<_> = groups.iter().filter(|(_, g)| g[0].oracle_names_right < 0.5).collect();
+            let synth: Vec<_> = groups.iter().filter(|((d, _, _), _)| d.starts_with("synth")).collect();
+            let real: Vec<_> = groups.iter().filter(|((d, _, _), _)| !d.starts_with("synth")).collect();
+            let acc = |v: &[&Row]| if v.is_empty() { "-".into() } else { pct(mean_std(v.iter().map(|r| r.naming_accuracy))) };
+            println!(
+                "| {tau} | {threshold} | {}/{} | {} | {} | {}/{} | {}/{} | {}/{} |",
+                yes.len(),
+                rows.len(),
+                acc(&yes),
+                acc(&no),
+                weak.iter().filter(|(_, g)| !majority(g)).count(),
+                weak.len(),
+                synth.iter().filter(|(_, g)| majority(g)).count(),
+                synth.len(),
+                real.iter().filter(|(_, g)| majority(g)).count(),
+                real.len(),
+            );
+        }
+    }
 }

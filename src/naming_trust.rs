@@ -4,7 +4,7 @@
 //! One argmax hides how much better it is than the alternatives, so this module reports:
 //! - the z-score of f(argmax) against f of uniformly random permutations (seeded draws),
 //! - the gap to the runner-up, in the same units (std of f over random permutations),
-//! - a Gibbs posterior p(pi) ∝ exp(f(pi) / T), with T = `temperature` * that std: per cluster the
+//! - a Gibbs posterior p(pi) ∝ exp(f(pi) / T) (T from [`Temperature`]): per cluster the
 //!   marginal probability of each name (exact enumeration up to c = 10, Metropolis with swap moves
 //!   above), the probability of the chosen name per cluster, and
 //! - the groups of classes whose marginals are split (near-ties the geometry cannot tell apart).
@@ -232,13 +232,46 @@ pub fn marginal_naming(marginals: &[Vec<f64>]) -> Vec<usize> {
     crate::assignment::max_weight_assignment(marginals).0
 }
 
+/// How the Gibbs temperature T is set.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Temperature {
+    /// T = factor * the standard deviation of f over random permutations.
+    NullStd(f64),
+    /// T = factor * v, v = 2 (1 - rho) the mean squared residual between the two standardised
+    /// matrices at the optimum (rho = f(best) / (c (c - 1)), their correlation there). Under the
+    /// model A = B_pi + Gaussian noise of variance v per entry, log p(pi | A) = f(pi) / (2 v)
+    /// + const over the c(c-1)/2 distinct pairs: factor 2 is that model's posterior. The better
+    /// the geometries agree, the colder the posterior, so a perfect copy is named with certainty.
+    Residual(f64),
+}
+
+impl Temperature {
+    /// T in units of f. `best` = f at the optimum; assumes standardised matrices (`standardize`).
+    pub fn value(self, problem: &NamingProblem, best: f64, null: &PermutationNull) -> f64 {
+        match self {
+            Temperature::NullStd(factor) => factor * null.std.max(1e-12),
+            Temperature::Residual(factor) => {
+                let c = problem.n() as f64;
+                let rho = (best / (c * (c - 1.0)).max(1.0)).clamp(-1.0, 1.0);
+                factor * (2.0 * (1.0 - rho)).max(1e-6)
+            }
+        }
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            Temperature::NullStd(f) => format!("{f} null-std"),
+            Temperature::Residual(f) => format!("{f} residual"),
+        }
+    }
+}
+
 /// Settings of the alignment score.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct TrustParams {
     /// Random permutations for the null distribution (issue: at least 10,000).
     pub null_draws: usize,
-    /// Gibbs temperature in units of the null's standard deviation.
-    pub temperature: f64,
+    pub temperature: Temperature,
     /// Share of a cluster's probability that makes another class a near-tie.
     pub tie_share: f64,
     /// Trusted when the mean posterior probability of the chosen names is at least this.
@@ -252,7 +285,7 @@ pub struct TrustParams {
 
 impl Default for TrustParams {
     fn default() -> Self {
-        TrustParams { null_draws: 10_000, temperature: 0.25, tie_share: 0.2, min_mean_map_marginal: 0.5, exact_limit: 10, mcmc_sweeps: 20_000, seed: 0 }
+        TrustParams { null_draws: 10_000, temperature: Temperature::Residual(2.0), tie_share: 0.2, min_mean_map_marginal: 0.5, exact_limit: 10, mcmc_sweeps: 20_000, seed: 0 }
     }
 }
 
@@ -276,8 +309,7 @@ pub struct AlignmentScore {
 /// Scores a naming (`naming` must come from `problem`).
 pub fn alignment_score(problem: &NamingProblem, naming: &Naming, params: &TrustParams) -> AlignmentScore {
     let null = permutation_null(problem, params.null_draws, params.seed);
-    let unit = null.std.max(1e-12);
-    let temperature = params.temperature * unit;
+    let temperature = params.temperature.value(problem, naming.score, &null);
     let posterior = if problem.n() <= params.exact_limit {
         gibbs_exact(problem, naming.score, &[temperature]).remove(0)
     } else {
@@ -396,7 +428,7 @@ mod tests {
         let (p, _) = random_problem(&mut rng, 6, 0.7);
         let best = solve_exact(&p);
         let null = permutation_null(&p, 10_000, 0);
-        let t = 0.5 * null.std;
+        let t = Temperature::NullStd(0.5).value(&p, best.score, &null);
         let exact = gibbs_exact(&p, best.score, &[t]).remove(0);
         let mcmc = gibbs_mcmc(&p, &best.class_of, t, 20_000, 3);
         let worst = exact.marginals.iter().flatten().zip(mcmc.marginals.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
@@ -419,7 +451,7 @@ mod tests {
     #[test]
     fn strong_signal_is_trusted_and_noise_is_not() {
         let mut rng = Rng::new(5);
-        let params = TrustParams { temperature: 0.1, ..TrustParams::default() };
+        let params = TrustParams::default();
         let (strong, truth) = random_problem(&mut rng, 8, 5.0);
         let naming = solve_exact(&strong);
         assert_eq!(naming.class_of, truth);

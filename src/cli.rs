@@ -274,10 +274,15 @@ fn cmd_match(args: MatchArgs, quiet: bool) -> Result<()> {
         "seeds": metrics,
     });
     io::write_json_atomic(&layout.metrics(), &report)?;
-    let text = match &summary {
+    let mut text = match &summary {
         Some(s) => report::summary_text(&prior.class_names, &settings.naming.describe(), s, &metrics),
         None => "No test labels: predictions and classifiers were written, accuracy was not measured.\n".into(),
     };
+    for record in &records {
+        if let Some(sentence) = report::trust_sentence(record, &prior.class_names) {
+            text.push_str(&format!("\nSeed {}: {sentence}.\n", record.seed));
+        }
+    }
     io::write_atomic(&layout.summary(), text.as_bytes())?;
     print!("{text}");
     Ok(())

@@ -7,13 +7,13 @@
 //! into the [`StageSettings`] every command uses, with the same rules everywhere.
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
 use crate::backbone::simclr::{LrSchedule, Precision, SimclrParams};
-use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, SinkhornClusteringParams};
+use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, KMeansParams, SinkhornClusteringParams};
 use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
 use crate::device::DeviceChoice;
 use crate::error::Error;
 use crate::matching::{ClassifierInit, MatchingLoss, MatchingParams, OptimizerKind, PlanGradient};
-use crate::naming::{GeometryParams, NamingKind, NamingSettings, NamingSimilarity};
+use crate::naming::{GeometryParams, NamingCentres, NamingKernel, NamingKind, NamingSettings};
 use crate::prior::encoder::{build_encoder, EncoderKind};
 use crate::prior::{nominal, ordinal, LabelPrior, PriorParams, TargetScheme};
 use anyhow::{bail, Context, Result};
@@ -345,7 +345,7 @@ pub struct StageArgs {
     /// Review code: size of the prior-sample pool drawn once [none: fresh samples every step].
     #[arg(long)]
     pub prior_pool: Option<usize>,
-    /// Stage II method.
+    /// Stage II method: sinkhorn (the paper's OT clustering) or kmeans (k-means++, 10 restarts).
     #[arg(long, value_enum, default_value = "sinkhorn")]
     pub clustering: ClusteringKind,
     /// How clusters get their names, as a chain of methods, comma-separated: stage3 (the
@@ -359,9 +359,21 @@ pub struct StageArgs {
     /// Weight of the cluster-size term in the geometry naming's objective [0].
     #[arg(long, default_value_t = 0.0)]
     pub naming_size_weight: f64,
-    /// Similarities the geometry naming compares: cosine (as they are) or rank (neighbour order only).
-    #[arg(long, value_enum, default_value = "cosine")]
-    pub naming_similarity: NamingSimilarity,
+    /// How the geometry naming turns cluster centres and class vectors into the similarities it
+    /// matches: centred-cosine (invariant to rotation, scale and a common offset), cosine, rank,
+    /// centred-rank, blind-match (z-scored distances of normalised vectors), centred-blind-match,
+    /// euclidean. Ordered classes always use euclidean.
+    #[arg(long, value_enum, default_value = "centred-cosine", alias = "naming-similarity")]
+    #[serde(alias = "naming_similarity")]
+    pub naming_kernel: NamingKernel,
+    /// Which cluster centres the geometry naming compares: member-means (the mean of each
+    /// cluster's members) or learned (the clustering's own centres, where it has them).
+    #[arg(long, value_enum, default_value = "member-means")]
+    pub naming_centres: NamingCentres,
+    /// The geometry's names are trusted when the posterior probability of the chosen names
+    /// averages at least this [0.5].
+    #[arg(long, default_value_t = 0.5)]
+    pub naming_trust_threshold: f64,
     /// Replaced by `naming = ["geometry", "stage3"]` (`--naming geometry,stage3`).
     #[arg(long, hide = true)]
     #[serde(skip_serializing)]
@@ -401,7 +413,9 @@ impl Default for StageArgs {
             naming: vec![NamingKind::Stage3],
             paper_reference: true,
             naming_size_weight: 0.0,
-            naming_similarity: NamingSimilarity::Cosine,
+            naming_kernel: NamingKernel::CentredCosine,
+            naming_centres: NamingCentres::MemberMeans,
+            naming_trust_threshold: 0.5,
             naming_init: false,
             naming_only: false,
         }
@@ -512,9 +526,16 @@ impl StageArgs {
         let (clustering, matching) = self.stage_params(preset, n_classes);
         let clustering = match self.clustering {
             ClusteringKind::Sinkhorn => ClusteringMethod::Sinkhorn(clustering),
+            ClusteringKind::Kmeans => ClusteringMethod::Kmeans(KMeansParams::new(n_classes)),
         };
         clustering.build()?;
-        let geometry = GeometryParams { size_weight: self.naming_size_weight, similarity: self.naming_similarity, ..GeometryParams::default() };
+        let geometry = GeometryParams {
+            size_weight: self.naming_size_weight,
+            kernel: self.naming_kernel,
+            centres: self.naming_centres,
+            trust_threshold: self.naming_trust_threshold,
+            ..GeometryParams::default()
+        };
         let naming = NamingSettings { chain: self.naming.clone(), geometry, stage3: matching };
         naming.check()?;
         Ok(StageSettings { threads: self.threads, clustering, naming, paper_reference: self.paper_reference })

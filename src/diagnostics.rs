@@ -130,3 +130,25 @@ pub fn row_shares(confusion: &[Vec<u64>]) -> Vec<Vec<f64>> {
         })
         .collect()
 }
+
+/// The naming that the true classes' mean features would get from the geometry naming (the
+/// ceiling of naming by geometry for these features, names, kernel and encoder). Labels decide
+/// the centres, so it is a diagnostic only.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct OracleNaming {
+    /// class_of[true class]: the name the geometry gives each true class's centre.
+    pub class_of: Vec<usize>,
+    pub names_right: usize,
+    pub mean_posterior: f64,
+}
+
+pub fn oracle_naming(namer: &crate::naming::GeometryNamer, prior: &LabelPrior, features: &Tensor, labels: &[i64]) -> crate::error::Result<OracleNaming> {
+    let c = prior.n_classes();
+    let means = crate::clustering::member_means(&features.to_device(tch::Device::Cpu), labels, c as i64)?;
+    let rows = Vec::<Vec<f64>>::try_from(means.to_kind(tch::Kind::Double))?;
+    let mut sizes = vec![0usize; c];
+    labels.iter().for_each(|&y| sizes[y as usize] += 1);
+    let naming = namer.name(&rows, &sizes, prior, 0)?;
+    let class_of = naming.solution.class_of.clone();
+    Ok(OracleNaming { names_right: class_of.iter().enumerate().filter(|(k, c)| k == *c).count(), mean_posterior: naming.trust_of(&class_of).mean_posterior, class_of })
+}

@@ -58,6 +58,13 @@ pub struct SeedRecord {
     pub naming_second_score: Option<f64>,
     /// (class a, class b, objective lost by swapping them).
     pub naming_interchangeable: Vec<(usize, usize, f64)>,
+    /// How far the geometry's names can be trusted (label-free alignment score).
+    #[serde(default)]
+    pub naming_trust: Option<crate::naming::NameTrust>,
+    /// How far the classifier's names (the chain's `class_of`) can be trusted, judged by the
+    /// same posterior over namings.
+    #[serde(default)]
+    pub classifier_trust: Option<crate::naming::NameTrust>,
     pub cluster_seconds: f64,
     pub match_seconds: f64,
     /// Accuracy and the rest, where test labels exist.
@@ -263,6 +270,8 @@ fn seed_record(run: &SeedRun, chain: &[NamingKind], metrics: Option<SeedMetrics>
         naming_score: geometry.map_or(f64::NAN, |g| g.solution.score),
         naming_second_score: geometry.and_then(|g| g.solution.second_score),
         naming_interchangeable: geometry.map(|g| g.interchangeable.clone()).unwrap_or_default(),
+        naming_trust: geometry.map(|g| g.trust_of(&g.solution.class_of)),
+        classifier_trust: geometry.map(|g| g.trust_of(&run.named.class_of)),
         cluster_seconds: run.cluster_seconds,
         match_seconds: run.match_seconds,
         metrics,
@@ -272,9 +281,10 @@ fn seed_record(run: &SeedRun, chain: &[NamingKind], metrics: Option<SeedMetrics>
 
 fn seed_line(record: &SeedRecord) -> String {
     let seed = record.seed;
+    let trust = record.classifier_trust.as_ref().map(|t| format!(", names {} (posterior {:.2})", if t.trusted { "trusted" } else { "NOT trusted" }, t.mean_posterior)).unwrap_or_default();
     match &record.metrics {
         Some(m) => format!(
-            "seed {seed}: accuracy {:.1}% (random fC {:.1}%, naming alone {:.1}%{}, clusters matched {:.1}%), best step {}, {:.1}s + {:.1}s",
+            "seed {seed}: accuracy {:.1}% (random fC {:.1}%, naming alone {:.1}%{}, clusters matched {:.1}%){trust}, best step {}, {:.1}s + {:.1}s",
             100.0 * m.accuracy,
             100.0 * m.random_baseline_accuracy,
             100.0 * m.naming_accuracy,
@@ -284,7 +294,7 @@ fn seed_line(record: &SeedRecord) -> String {
             record.cluster_seconds,
             record.match_seconds
         ),
-        None => format!("seed {seed}: done (no test labels, accuracy not measured)"),
+        None => format!("seed {seed}: done{trust} (no test labels, accuracy not measured)"),
     }
 }
 

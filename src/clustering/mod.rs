@@ -3,12 +3,14 @@
 //! before anything is fitted (linfa's pattern).
 //!
 //! Clusters are not classes: nothing here maps a cluster to a name (that is [`crate::naming`]).
+pub mod kmeans;
 pub mod sinkhorn;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+pub use kmeans::{KMeansClusterer, KMeansParams};
 pub use sinkhorn::{AssignmentRule, SinkhornClusterer, SinkhornClusteringParams};
 
 /// One step of a clustering method, for progress bars and metrics lines.
@@ -109,6 +111,8 @@ pub trait Clusterer {
 pub enum ClusteringMethod {
     /// The paper's entropic-OT clustering.
     Sinkhorn(SinkhornClusteringParams),
+    /// k-means++ with restarts, the lowest inertia kept.
+    Kmeans(KMeansParams),
 }
 
 impl ClusteringMethod {
@@ -116,12 +120,14 @@ impl ClusteringMethod {
     pub fn build(&self) -> Result<Box<dyn Clusterer>> {
         match self {
             ClusteringMethod::Sinkhorn(p) => Ok(Box::new(SinkhornClusterer::new(p.clone())?)),
+            ClusteringMethod::Kmeans(p) => Ok(Box::new(KMeansClusterer::new(*p)?)),
         }
     }
 
     pub fn n_clusters(&self) -> usize {
         match self {
             ClusteringMethod::Sinkhorn(p) => p.n_clusters,
+            ClusteringMethod::Kmeans(p) => p.k,
         }
     }
 }
@@ -132,6 +138,8 @@ impl ClusteringMethod {
 pub enum ClusteringKind {
     /// Entropic-OT (Sinkhorn) clustering, the paper's stage II.
     Sinkhorn,
+    /// k-means++ with 10 restarts (centres = member means).
+    Kmeans,
 }
 
 #[cfg(test)]

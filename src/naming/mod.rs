@@ -8,9 +8,12 @@
 //! - `["geometry", "stage3"]`: stage III started from the named centroids.
 //!
 //! Each step receives the previous step's result as its start. No labels enter here.
+pub mod consensus;
 pub mod geometry;
+pub mod kernels;
 pub mod qap;
 pub mod stage3;
+pub mod trust;
 
 use crate::clustering::Clusters;
 use crate::error::{Error, Result};
@@ -20,7 +23,8 @@ use crate::prior::LabelPrior;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-pub use geometry::{GeometryNamer, GeometryNaming, GeometryParams, NamingSimilarity};
+pub use geometry::{GeometryNamer, GeometryNaming, GeometryParams, NameTrust, NamingCentres};
+pub use kernels::NamingKernel;
 pub use stage3::Stage3Namer;
 
 /// What every naming method sees.

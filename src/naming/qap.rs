@@ -39,16 +39,6 @@ pub fn rank_matrix(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
     (0..c).map(|i| (0..c).map(|j| 0.5 * (r[i][j] + r[j][i])).collect()).collect()
 }
 
-/// How the two similarity matrices of the naming objective are built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum NamingSimilarity {
-    /// Cosine similarity of the centroids and the prior's class similarity, as they are.
-    Cosine,
-    /// Both turned into per-row neighbour ranks (see `rank_matrix`).
-    Rank,
-}
-
 /// Cosine similarity of the rows of a (c x D) matrix.
 pub fn cosine_matrix(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let norms: Vec<f64> = rows.iter().map(|r| r.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12)).collect();
@@ -59,6 +49,7 @@ pub fn cosine_matrix(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
 }
 
 /// The problem: A (clusters), B (classes), optional size term.
+#[derive(Clone, Debug)]
 pub struct NamingProblem {
     pub cluster_similarity: Vec<Vec<f64>>,
     pub class_similarity: Vec<Vec<f64>>,

@@ -81,6 +81,11 @@ pub struct LabelPrior {
     /// Class-to-class similarity the ranks came from: cosine of the name embeddings (nominal)
     /// or -|i - j| (ordinal). Used to name clusters by geometry.
     pub similarity: Vec<Vec<f64>>,
+    /// One vector per class whose geometry the naming compares with the clusters': the name
+    /// embeddings (nominal) or the class positions 0..c on a line (ordinal).
+    pub class_vectors: Vec<Vec<f64>>,
+    /// Ordered classes (ranks from |i - j|).
+    pub ordinal: bool,
     pub params: PriorParams,
 }
 
@@ -139,7 +144,7 @@ pub fn rank_weights(c: usize, floor: f64) -> Vec<f64> {
 
 impl LabelPrior {
     /// Builds t^ and w from rank vectors (`ranks[i]` a permutation of 0..c starting with i).
-    pub fn from_ranks(class_names: Vec<String>, ranks: Vec<Vec<usize>>, similarity: Vec<Vec<f64>>, params: PriorParams) -> Result<Self> {
+    pub fn from_ranks(class_names: Vec<String>, ranks: Vec<Vec<usize>>, similarity: Vec<Vec<f64>>, class_vectors: Vec<Vec<f64>>, params: PriorParams) -> Result<Self> {
         let c = class_names.len();
         if c < 2 {
             return Err(Error::ClassCount { what: "class names".into(), expected: "at least 2 are needed".into(), got: c });
@@ -164,7 +169,7 @@ impl LabelPrior {
                 a.iter().map(|x| x / total).collect()
             }
         };
-        Ok(LabelPrior { class_names, ranks, targets, weights, alpha, similarity, params })
+        Ok(LabelPrior { class_names, ranks, targets, weights, alpha, similarity, class_vectors, ordinal: false, params })
     }
 
     pub fn n_classes(&self) -> usize {

@@ -36,5 +36,6 @@ pub fn nominal_prior(class_names: &[String], encoder: &dyn TextEncoder, params: 
     let embeddings = encoder.encode(class_names)?;
     let similarity = cosine_similarities(&embeddings);
     let ranks = ranks_from_similarity(&similarity);
-    LabelPrior::from_ranks(class_names.to_vec(), ranks, similarity, params)
+    let vectors = embeddings.iter().map(|v| v.iter().map(|&x| x as f64).collect()).collect();
+    LabelPrior::from_ranks(class_names.to_vec(), ranks, similarity, vectors, params)
 }

@@ -17,7 +17,9 @@ pub fn ordinal_ranks(c: usize) -> Vec<Vec<usize>> {
 pub fn ordinal_prior(class_names: &[String], params: PriorParams) -> Result<LabelPrior> {
     let c = class_names.len();
     let similarity = (0..c).map(|i| (0..c).map(|j| -(i.abs_diff(j) as f64)).collect()).collect();
-    LabelPrior::from_ranks(class_names.to_vec(), ordinal_ranks(c), similarity, params)
+    let positions = (0..c).map(|i| vec![i as f64]).collect();
+    let prior = LabelPrior::from_ranks(class_names.to_vec(), ordinal_ranks(c), similarity, positions, params)?;
+    Ok(LabelPrior { ordinal: true, ..prior })
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ pub struct ReportData<'a> {
     pub figure_4a: Option<Figure4a>,
     /// Figure 4B, where an L_sk classifier was trained beside the chain's stage III.
     pub figure_4b: Option<Vec<ClusterPredictions>>,
+    /// The geometry naming of the true classes' centres (label-using diagnostic).
+    pub oracle: Option<crate::diagnostics::OracleNaming>,
+    /// The geometry naming's kernel, in words.
+    pub naming_kernel: String,
 }
 
 /// Training curves as (x, y) points.
@@ -290,24 +294,55 @@ fn figure_4b(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
     Ok(())
 }
 
+/// Whether the selected classifier's names can be trusted, in one sentence for the summary.
+pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
+    let t = record.classifier_trust.as_ref()?;
+    let ties: Vec<String> = t.near_ties.iter().map(|g| g.iter().map(|&k| names[k].as_str()).collect::<Vec<_>>().join(" / ")).collect();
+    let ties = if ties.is_empty() { String::new() } else { format!("; classes the geometry cannot tell apart: {}", ties.join(", ")) };
+    Some(if t.trusted {
+        format!("Names trusted: the posterior probability of the classifier's names averages {:.2} (threshold {:.2}, z = {:.1}){ties}", t.mean_posterior, t.threshold, t.z)
+    } else {
+        format!(
+            "Names NOT to be trusted: the posterior probability of the classifier's names averages only {:.2} (threshold {:.2}, z = {:.1}){ties}. The clusters may still be good; inspect them and name them yourself",
+            t.mean_posterior, t.threshold, t.z
+        )
+    })
+}
+
 fn naming(canvas: &mut Canvas, r: &ReportData) {
     let (names, md) = (r.class_names, &mut canvas.md);
-    let _ = writeln!(md, "## Naming the clusters by geometry (beyond the paper)\n");
-    let _ = writeln!(md, "The naming step assigns class names to clusters by matching the centroids' similarity matrix to the class names' similarity matrix (a quadratic assignment problem). The gap is the objective difference between the best and the second-best assignment; a small gap means a low-confidence naming.\n");
-    let _ = writeln!(md, "| seed | objective | gap to runner-up | naming accuracy (%) |\n| --- | --- | --- | --- |");
+    let _ = writeln!(md, "## Can the names be trusted? Naming the clusters by geometry (beyond the paper)\n");
+    let _ = writeln!(md, "The geometry naming assigns class names to clusters by matching the clusters' similarity matrix (member means, {}) to the class vectors' (a quadratic assignment problem). Its label-free alignment score: z, how far a naming's objective stands above random namings (in standard deviations of 10,000 random permutations); posterior, the mean probability of its names under a Gibbs posterior over all namings (the expected share of clusters named right if the geometry is to be believed). Names are trusted when that posterior averages at least the threshold.\n", r.naming_kernel);
+    let _ = writeln!(md, "| seed | geometry: z | geometry: posterior | classifier's names: posterior | trusted | gap to runner-up | naming accuracy (%) |\n| --- | --- | --- | --- | --- | --- | --- |");
     for x in r.records {
         let gap = x.naming_second_score.map(|s| format!("{:.3}", x.naming_score - s)).unwrap_or("- (approximate solver)".into());
         let acc = x.metrics.as_ref().map(|m| format!("{:.1}", 100.0 * m.naming_accuracy)).unwrap_or("-".into());
-        let _ = writeln!(md, "| {} | {:.3} | {gap} | {acc} |", x.seed, x.naming_score);
+        let (z, own) = x.naming_trust.as_ref().map_or(("-".into(), "-".into()), |t| (format!("{:.1}", t.z), format!("{:.2}", t.mean_posterior)));
+        let (classifier, trusted) = x.classifier_trust.as_ref().map_or(("-".into(), "-"), |t| (format!("{:.2}", t.mean_posterior), if t.trusted { "yes" } else { "no" }));
+        let _ = writeln!(md, "| {} | {z} | {own} | {classifier} | {trusted} | {gap} | {acc} |", x.seed);
     }
     let selected = r.records.iter().find(|x| x.seed == r.selected_seed);
+    if let Some(sentence) = selected.and_then(|s| trust_sentence(s, names)) {
+        let _ = writeln!(md, "\n**{sentence}.**\n");
+    }
     let pairs: Vec<String> = selected.map(|s| s.naming_interchangeable.iter().take(10).map(|(a, b, loss)| format!("{} <-> {} ({loss:.3})", names[*a], names[*b])).collect()).unwrap_or_default();
     let _ = writeln!(
         md,
-        "\nInterchangeable names, seed {} (swapping them costs at most 2% of the largest possible objective): {}.\n",
+        "Interchangeable names, seed {} (swapping them costs at most 2% of the largest possible objective): {}.\n",
         r.selected_seed,
         if pairs.is_empty() { "none".to_string() } else { pairs.join(", ") }
     );
+    if let Some(oracle) = &r.oracle {
+        let wrong: Vec<String> = oracle.class_of.iter().enumerate().filter(|(k, c)| k != *c).map(|(k, &c)| format!("{} -> {}", names[k], names[c])).collect();
+        let _ = writeln!(
+            md,
+            "Diagnostic that uses the test labels: with each true class's mean test feature as its centre, the same naming gets {} of {} names right (posterior {:.2}){}. This is the ceiling of naming by geometry for these features and class vectors; the clusters' Hungarian-matched accuracy is the ceiling for any naming of the clusters.\n",
+            oracle.names_right,
+            names.len(),
+            oracle.mean_posterior,
+            if wrong.is_empty() { String::new() } else { format!("; wrong: {}", wrong.join(", ")) }
+        );
+    }
 }
 
 fn files(canvas: &mut Canvas) {

@@ -270,7 +270,14 @@ fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) 
         }
         None => None,
     };
+    let namer = crate::naming::GeometryNamer::new(plan.settings.naming.geometry.clone())?;
+    let oracle = match inputs.data.test_labels.as_deref() {
+        Some(labels) => Some(diagnostics::oracle_naming(&namer, &plan.prior, &inputs.data.test, labels)?),
+        None => None,
+    };
     let data = ReportData {
+        naming_kernel: format!("{} kernel", namer.kernel_for(&plan.prior).name()),
+        oracle,
         config: plan.config,
         class_names: &plan.prior.class_names,
         backbone: inputs.backbone_meta,
@@ -288,7 +295,7 @@ fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) 
 }
 
 /// The line `run` prints: the accuracy beside the baselines (or why there is none).
-fn headline(plan: &Plan, summary: Option<&Summary>, elapsed_s: f64, reused: usize) -> String {
+fn headline(plan: &Plan, summary: Option<&Summary>, selected: Option<&SeedRecord>, elapsed_s: f64, reused: usize) -> String {
     let mut text = match summary {
         Some(s) => format!(
             "Zero-label accuracy ({}, {} seed(s)): {}% (Random baseline {}%; naming by geometry alone {}%; {}clusters Hungarian-matched {}%)\n",
@@ -304,6 +311,9 @@ fn headline(plan: &Plan, summary: Option<&Summary>, elapsed_s: f64, reused: usiz
     };
     if !plan.settings.naming.is_paper() {
         text.push_str(&format!("Classifier: {}.\n", plan.settings.naming.describe()));
+    }
+    if let Some(sentence) = selected.and_then(|s| report::trust_sentence(s, &plan.prior.class_names)) {
+        text.push_str(&format!("{sentence} (seed {}; the report's naming section says more).\n", selected.map_or(0, |s| s.seed)));
     }
     let layout = &plan.layout;
     text.push_str(&format!(
@@ -401,6 +411,6 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let timing = (started_unix, started.elapsed().as_secs_f64());
     write_manifest(&plan, opts, backbone_meta.as_ref(), &stages.records, selected.seed, summary.as_ref(), &report_notes, timing)?;
     let reused = stages.records.iter().filter(|s| s.reused).count();
-    Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), started.elapsed().as_secs_f64(), reused) })
+    Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), Some(selected), started.elapsed().as_secs_f64(), reused) })
 }
 

@@ -1,0 +1,106 @@
+//! Consensus of the namings of several seeds (issue 13, item 3).
+//!
+//! Each seed clusters on its own, so cluster j of one seed is not cluster j of another. The
+//! clusters of every seed are first aligned to a reference seed (Hungarian assignment on the
+//! cosine similarity of their centroids); then either every reference cluster takes the name
+//! most seeds gave its aligned clusters (a vote, made a permutation by Hungarian assignment on
+//! the vote counts), or the aligned centroids are averaged and that mean geometry is named once.
+use crate::assignment::max_weight_assignment;
+use crate::naming::qap::cosine_matrix;
+use serde::Serialize;
+
+/// `reference_of[j]`: the reference cluster that cluster j of `other` is aligned to (a
+/// permutation; both sets have the same number of centroids).
+pub fn align_to_reference(reference: &[Vec<f64>], other: &[Vec<f64>]) -> Vec<usize> {
+    let mut both: Vec<Vec<f64>> = other.to_vec();
+    both.extend_from_slice(reference);
+    let cos = cosine_matrix(&both);
+    let k = other.len();
+    let similarity: Vec<Vec<f64>> = (0..k).map(|j| (0..reference.len()).map(|r| cos[j][k + r]).collect()).collect();
+    max_weight_assignment(&similarity).0
+}
+
+/// The vote of the seeds, in the reference's cluster order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Consensus {
+    /// class_of[reference cluster].
+    pub class_of: Vec<usize>,
+    /// Share of (seed, cluster) pairs whose own name equals the consensus name of the
+    /// reference cluster it is aligned to.
+    pub agreement: f64,
+    /// Per reference cluster, the share of seeds that agree with the consensus.
+    pub per_cluster_agreement: Vec<f64>,
+}
+
+/// Consensus of `namings[s][j]` (class of cluster j of seed s), with `alignments[s][j]` the
+/// reference cluster of cluster j of seed s (the reference seed's own alignment is the identity).
+pub fn vote(namings: &[Vec<usize>], alignments: &[Vec<usize>]) -> Consensus {
+    let c = namings.first().map_or(0, Vec::len);
+    let mut votes = vec![vec![0.0; c]; c];
+    for (naming, alignment) in namings.iter().zip(alignments) {
+        for (j, &class) in naming.iter().enumerate() {
+            votes[alignment[j]][class] += 1.0;
+        }
+    }
+    let class_of = max_weight_assignment(&votes).0;
+    let seeds = namings.len().max(1) as f64;
+    let per_cluster_agreement: Vec<f64> = (0..c).map(|r| votes[r][class_of[r]] / seeds).collect();
+    let agreement = per_cluster_agreement.iter().sum::<f64>() / c.max(1) as f64;
+    Consensus { class_of, agreement, per_cluster_agreement }
+}
+
+/// The consensus name of each cluster of one seed: the consensus of its reference cluster.
+pub fn names_for_seed(consensus: &Consensus, alignment: &[usize]) -> Vec<usize> {
+    alignment.iter().map(|&r| consensus.class_of[r]).collect()
+}
+
+/// The mean of the aligned centroids: row r averages, over seeds, the centroid aligned to
+/// reference cluster r.
+pub fn mean_aligned_geometry(centroids: &[Vec<Vec<f64>>], alignments: &[Vec<usize>]) -> Vec<Vec<f64>> {
+    let Some(first) = centroids.first() else { return vec![] };
+    let (k, d) = (first.len(), first.first().map_or(0, Vec::len));
+    let mut mean = vec![vec![0.0; d]; k];
+    for (set, alignment) in centroids.iter().zip(alignments) {
+        for (j, row) in set.iter().enumerate() {
+            mean[alignment[j]].iter_mut().zip(row).for_each(|(m, x)| *m += x);
+        }
+    }
+    let seeds = centroids.len() as f64;
+    mean.into_iter().map(|row| row.into_iter().map(|x| x / seeds).collect()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    #[test]
+    fn alignment_recovers_a_shuffled_noisy_copy() {
+        let mut rng = Rng::new(3);
+        let reference: Vec<Vec<f64>> = (0..8).map(|_| (0..16).map(|_| rng.normal()).collect()).collect();
+        let mut order: Vec<usize> = (0..8).collect();
+        rng.shuffle(&mut order);
+        let other: Vec<Vec<f64>> = order.iter().map(|&r| reference[r].iter().map(|x| x + 0.1 * rng.normal()).collect()).collect();
+        assert_eq!(align_to_reference(&reference, &other), order);
+    }
+
+    #[test]
+    fn vote_takes_the_majority_and_reports_agreement() {
+        // Three seeds, clusters in different orders; seed 2 swaps the names of two clusters.
+        let alignments = vec![vec![0, 1, 2], vec![2, 0, 1], vec![0, 1, 2]];
+        let namings = vec![vec![2, 1, 0], vec![0, 2, 1], vec![1, 2, 0]];
+        // Reference cluster 0: seed0 says 2, seed1 (its cluster 1) says 2, seed2 says 1 -> 2.
+        let consensus = vote(&namings, &alignments);
+        assert_eq!(consensus.class_of, vec![2, 1, 0]);
+        assert!((consensus.agreement - 7.0 / 9.0).abs() < 1e-12, "{}", consensus.agreement);
+        assert_eq!(names_for_seed(&consensus, &alignments[1]), vec![0, 2, 1]);
+    }
+
+    #[test]
+    fn mean_geometry_averages_aligned_rows() {
+        let a = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        let b = vec![vec![0.0, 3.0], vec![3.0, 0.0]];
+        let mean = mean_aligned_geometry(&[a, b], &[vec![0, 1], vec![1, 0]]);
+        assert_eq!(mean, vec![vec![2.0, 0.0], vec![0.0, 2.0]]);
+    }
+}

@@ -105,6 +105,12 @@ pub struct PretrainSettings {
     /// Training arithmetic [auto: bf16 on CPUs with bfloat16 matrix units (Intel AMX), else fp32].
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: PrecisionChoice,
+    /// Wall-clock budget of this invocation in minutes: stop after the epoch past which another
+    /// epoch (as long as the last one) would overrun it, checkpoint written (`--resume`
+    /// continues). Command line only: a run config's stage I is defined by its epochs.
+    #[arg(long)]
+    #[serde(skip)]
+    pub max_minutes: Option<f64>,
 }
 
 /// `--precision`: the arithmetic of stage I's training passes.
@@ -149,6 +155,7 @@ impl Default for PretrainSettings {
             seed: 0,
             threads: None,
             precision: PrecisionChoice::Auto,
+            max_minutes: None,
         }
     }
 }

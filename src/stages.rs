@@ -22,7 +22,11 @@ pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device
     let (config, params) = settings.backbone(&train, device)?;
     let test = if settings.knn_every > 0 && train.labels.is_some() { dataset.read(Split::Test).ok() } else { None };
     let knn = test.as_ref().map(|t| KnnMonitor { train: &train, test: t, every: settings.knn_every });
-    let opts = PretrainOptions { out, seed: settings.seed, resume, device, quiet, knn, interrupt_after_steps: None };
+    if let Some(m) = settings.max_minutes.filter(|m| !(*m > 0.0)) {
+        return Err(Error::invalid("max_minutes", m, "a positive number of minutes").into());
+    }
+    let max_seconds = settings.max_minutes.map(|m| m * 60.0);
+    let opts = PretrainOptions { out, seed: settings.seed, resume, device, quiet, knn, interrupt_after_steps: None, max_seconds };
     Ok(pretrain::pretrain(&train, &config, &params, &opts)?)
 }
 

@@ -106,7 +106,7 @@ finish() {  # FILES_AT [CIFAR_DIR]
   echo "== match: the paper's stage III ($seeds seeds)"
   timed "$bin" match "${common[@]}" --preset paper ${MATCH_ARGS:-} --out "$work/match-paper" --quiet
   echo "== match: naming by geometry alone, no stage III ($seeds seeds)"
-  timed "$bin" match "${common[@]}" --preset paper --naming-only ${MATCH_ARGS:-} --out "$work/match-naming" --quiet
+  timed "$bin" match "${common[@]}" --preset paper --naming geometry --no-paper-reference ${MATCH_ARGS:-} --out "$work/match-naming" --quiet
 }
 
 rehearse() {  # [CIFAR_DIR]: the three steps on this CPU, with a tiny budget

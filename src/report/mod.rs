@@ -139,18 +139,18 @@ fn header(canvas: &mut Canvas, r: &ReportData) {
         )
     });
     let data = match &cfg.data {
-        Some(d) => format!("{} at `{}`{}", value_name(&d.format), d.data.display(), d.limit.map(|n| format!(" (first {n} images of each split)")).unwrap_or_default()),
-        None => "feature files".into(),
+        Some(d) => format!("Data: {} at `{}`{}. ", value_name(&d.format), d.data.display(), d.limit.map(|n| format!(" (first {n} images of each split)")).unwrap_or_default()),
+        None => String::new(),
     };
     let ordinal = if cfg.classes.ordinal { " Ordinal prior (class order)." } else { "" };
     if let Some(source) = &r.features_from {
-        let _ = writeln!(md, "Data: {data}. Features from {source}. Classes ({}): {}.{ordinal}\n", r.class_names.len(), r.class_names.join(", "));
+        let _ = writeln!(md, "{data}Features from {source}. Classes ({}): {}.{ordinal}\n", r.class_names.len(), r.class_names.join(", "));
         let _ = writeln!(md, "No image-label pair was used for clustering or model selection; labels are read only below, to measure.\n");
         return;
     }
     let _ = writeln!(
         md,
-        "Data: {data}. Backbone: {} width {} trained with SimCLR for {} epoch(s) (batch {}, seed {}{}). Classes ({}): {}.{ordinal}\n",
+        "{data}Backbone: {} width {} trained with SimCLR for {} epoch(s) (batch {}, seed {}{}). Classes ({}): {}.{ordinal}\n",
         value_name(&p.arch),
         p.width,
         p.epochs,

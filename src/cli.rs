@@ -2,6 +2,7 @@
 //! per subcommand. Errors travel up to `main`, which prints them once.
 use crate::ablation::{self, ABLATIONS};
 use crate::backbone::simclr;
+use crate::backbone::torchscript::{InputNormalization, Preprocessing};
 use crate::config::{build_prior, ClassArgs, DatasetArgs, PretrainSettings, RunConfig, StageArgs, StageSettings};
 use crate::data::features::{self, l2_normalize};
 use crate::data::images::{read_dataset, DatasetFormat, Split};
@@ -130,12 +131,31 @@ pub struct PretrainArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("backbone").required(true).args(["checkpoint", "torchscript"])))]
 pub struct FeaturesArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// A checkpoint written by `pretrain` (e.g. RUN/best.safetensors).
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
+    /// A pretrained image encoder saved with torch.jit.save, returning (N, D) features, instead
+    /// of a checkpoint (see the README, "Use a pretrained backbone").
+    #[arg(long, requires = "image_size")]
+    pub torchscript: Option<PathBuf>,
+    /// TorchScript input side: the centred square of each image is resized (bilinear) to it.
+    #[arg(long, requires = "torchscript")]
+    pub image_size: Option<usize>,
+    /// TorchScript input normalisation: imagenet, none, or MEAN,STD (comma lists per channel,
+    /// e.g. 0.5,0.5,0.5,0.25,0.25,0.25).
+    #[arg(long, default_value = "imagenet", requires = "torchscript")]
+    pub normalize: InputNormalization,
+    /// Images per TorchScript forward pass.
+    #[arg(long, default_value_t = 64, requires = "torchscript")]
+    pub batch_size: usize,
+    /// Average a TorchScript model's (N, C, H, W) feature maps over space (otherwise such an
+    /// output is an error).
+    #[arg(long, requires = "torchscript")]
+    pub global_pool: bool,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceChoice,
     /// Output folder: train.safetensors and test.safetensors.
@@ -364,7 +384,19 @@ fn cmd_pretrain(args: PretrainArgs, quiet: bool) -> Result<()> {
 
 fn cmd_features(args: FeaturesArgs, quiet: bool) -> Result<()> {
     let device = args.device.resolve()?;
-    stages::features_stage(&args.dataset, &args.checkpoint, device, &args.out, quiet)
+    match (&args.torchscript, &args.checkpoint) {
+        (Some(model), _) => {
+            let prep = Preprocessing {
+                image_size: args.image_size.unwrap_or(224),
+                normalize: args.normalize.clone(),
+                batch_size: args.batch_size,
+                global_pool: args.global_pool,
+            };
+            stages::torchscript_features_stage(&args.dataset, model, &prep, device, &args.out, quiet)
+        }
+        (None, Some(checkpoint)) => stages::features_stage(&args.dataset, checkpoint, device, &args.out, quiet),
+        (None, None) => bail!("features: give --checkpoint or --torchscript"),
+    }
 }
 
 fn cmd_knn(args: KnnArgs) -> Result<()> {

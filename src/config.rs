@@ -7,6 +7,7 @@
 //! into the [`StageSettings`] every command uses, with the same rules everywhere.
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
 use crate::backbone::simclr::{LrSchedule, Precision, SimclrParams};
+use crate::backbone::torchscript::{InputNormalization, Preprocessing};
 use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, KMeansParams, SinkhornClusteringParams};
 use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
@@ -105,6 +106,12 @@ pub struct PretrainSettings {
     /// Training arithmetic [auto: bf16 on CPUs with bfloat16 matrix units (Intel AMX), else fp32].
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: PrecisionChoice,
+    /// Wall-clock budget of this invocation in minutes: stop after the epoch past which another
+    /// epoch (as long as the last one) would overrun it, checkpoint written (`--resume`
+    /// continues). Command line only: a run config's stage I is defined by its epochs.
+    #[arg(long)]
+    #[serde(skip)]
+    pub max_minutes: Option<f64>,
 }
 
 /// `--precision`: the arithmetic of stage I's training passes.
@@ -149,6 +156,7 @@ impl Default for PretrainSettings {
             seed: 0,
             threads: None,
             precision: PrecisionChoice::Auto,
+            max_minutes: None,
         }
     }
 }
@@ -611,6 +619,47 @@ fn default_device() -> DeviceChoice {
     DeviceChoice::Auto
 }
 
+/// A pretrained encoder instead of SimCLR: `[backbone]` in a run config (stage I is skipped;
+/// features are extracted with the model, see `zerolabel features --torchscript`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackboneSettings {
+    /// A TorchScript image encoder (torch.jit.save) returning (N, D) features.
+    pub torchscript: Option<PathBuf>,
+    /// Input side: the centred square of each image resized to it.
+    pub image_size: usize,
+    /// imagenet, none, or "MEAN,STD" (comma lists per channel).
+    pub normalize: InputNormalization,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Average (N, C, H, W) maps over space instead of refusing them.
+    pub global_pool: bool,
+}
+
+impl Default for BackboneSettings {
+    fn default() -> Self {
+        BackboneSettings { torchscript: None, image_size: 224, normalize: InputNormalization::Imagenet, batch_size: 64, global_pool: false }
+    }
+}
+
+impl BackboneSettings {
+    pub fn preprocessing(&self) -> Preprocessing {
+        Preprocessing { image_size: self.image_size, normalize: self.normalize.clone(), batch_size: self.batch_size, global_pool: self.global_pool }
+    }
+}
+
+/// Feature files computed elsewhere: `[features]` in a run config (stage I and feature
+/// extraction are skipped; the layout is `zerolabel match`'s: safetensors or .npy).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedFeatures {
+    pub train: PathBuf,
+    pub test: PathBuf,
+    /// Labels of the test features as .npy, when not inside the test file (evaluation only).
+    #[serde(default)]
+    pub test_labels: Option<PathBuf>,
+}
+
 /// A run configuration (`configs/<name>.toml`): every stage from images to report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -623,8 +672,16 @@ pub struct RunConfig {
     /// Compute device for every stage.
     #[serde(default = "default_device")]
     pub device: DeviceChoice,
-    pub data: DatasetArgs,
+    /// The images (not needed when `[features]` imports feature files).
+    #[serde(default)]
+    pub data: Option<DatasetArgs>,
     pub classes: ClassArgs,
+    /// A pretrained TorchScript backbone instead of stage I.
+    #[serde(default)]
+    pub backbone: BackboneSettings,
+    /// Feature files computed elsewhere instead of stage I and feature extraction.
+    #[serde(default)]
+    pub features: Option<ImportedFeatures>,
     #[serde(default)]
     pub pretrain: PretrainSettings,
     #[serde(default)]
@@ -641,7 +698,9 @@ impl RunConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("not valid TOML: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for (section, key) in [("data", "path"), ("classes", "file"), ("classes", "word_vectors"), ("classes", "class_vectors")] {
+        let paths = [("data", "path"), ("classes", "file"), ("classes", "word_vectors"), ("classes", "class_vectors"), ("backbone", "torchscript"),
+            ("features", "train"), ("features", "test"), ("features", "test_labels")];
+        for (section, key) in paths {
             if let Some(toml::Value::String(p)) = table.get_mut(section).and_then(|s| s.get_mut(key)) {
                 if Path::new(p.as_str()).is_relative() {
                     *p = base.join(p.as_str()).to_string_lossy().into_owned();
@@ -654,7 +713,24 @@ impl RunConfig {
         let config: RunConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| Error::format(path, format!("{} (with overrides {overrides:?})", e.message())))?;
+        config.check_sources().map_err(|e| Error::format(path, e))?;
         Ok(config)
+    }
+
+    /// Exactly one source of features: images (`[data]`, through SimCLR or `[backbone]`), or
+    /// `[features]`.
+    fn check_sources(&self) -> std::result::Result<(), String> {
+        match (&self.data, &self.features, &self.backbone.torchscript) {
+            (_, Some(_), Some(_)) => Err("[features] imports feature files and [backbone] torchscript computes them: give one".into()),
+            (Some(_), Some(_), None) => Err("[features] imports feature files, so [data] would be unused: remove one of them".into()),
+            (None, None, _) => Err("no [data] table (the images) and no [features] table (feature files computed elsewhere)".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The images, which every source but `[features]` needs.
+    pub fn dataset(&self) -> crate::Result<&DatasetArgs> {
+        self.data.as_ref().ok_or_else(|| Error::invalid("data", "missing", "a [data] table with the images"))
     }
 }
 
@@ -699,11 +775,12 @@ mod tests {
     fn relative_paths_follow_the_config_file_and_overrides_apply() {
         let path = write("ok", MINIMAL);
         let c = RunConfig::load(&path, &["pretrain.epochs=7".into(), "stages.naming=[\"geometry\", \"stage3\"]".into(), "data.format=cifar10".into()]).unwrap();
-        assert_eq!(c.data.data, path.parent().unwrap().join("data"));
+        let data = c.data.as_ref().unwrap();
+        assert_eq!(data.data, path.parent().unwrap().join("data"));
         assert_eq!(c.classes.classes_file.as_deref(), Some(path.parent().unwrap().join("t.classes").as_path()));
         assert_eq!(c.pretrain.epochs, 7);
         assert_eq!(c.stages.naming, [NamingKind::Geometry, NamingKind::Stage3]);
-        assert_eq!(c.data.format, DatasetFormat::Cifar10);
+        assert_eq!(data.format, DatasetFormat::Cifar10);
         assert_eq!(c.stages.seeds, 1);
         assert!(c.report.sk_comparison);
     }

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 #[derive(Deserialize)]
 struct ModelFile {
     classes: Vec<String>,
-    backbone_checkpoint: PathBuf,
+    /// Absent when the run's features came from elsewhere (TorchScript model, imported files).
+    backbone_checkpoint: Option<PathBuf>,
     classifier: PathBuf,
 }
 
@@ -73,7 +74,13 @@ pub fn predict(run: &Path, images: &Path, device: tch::Device, batch_size: usize
     let model_path = crate::layout::RunLayout::new(run).model();
     let text = std::fs::read_to_string(&model_path).map_err(|e| Error::io(&model_path, e))?;
     let model: ModelFile = serde_json::from_str(&text).map_err(|e| Error::format(&model_path, format!("not a zerolabel model file: {e}")))?;
-    let checkpoint = run.join(&model.backbone_checkpoint);
+    let Some(checkpoint) = model.backbone_checkpoint.as_ref().map(|c| run.join(c)) else {
+        bail!(
+            "{}: this run's features came from elsewhere (see its report), so it has no backbone to compute features of new images; its classifier ({}) applies to features from the same source",
+            model_path.display(),
+            run.join(&model.classifier).display()
+        );
+    };
     let meta = simclr::read_meta(&checkpoint)?;
     let mut backbone = SimclrModel::new(&meta.backbone, &meta.params, device);
     simclr::load_checkpoint(&checkpoint, &mut backbone, None)?;

@@ -4,6 +4,7 @@
 //! the [`crate::orchestrator`] takes through stages II-III.
 use crate::backbone::pretrain::{self, KnnMonitor, PretrainOptions, PretrainOutcome};
 use crate::backbone::simclr::{self, SimclrModel};
+use crate::backbone::torchscript::{Preprocessing, TorchScriptEncoder};
 use crate::config::{DatasetArgs, PretrainSettings};
 use crate::data::features::{self, check_labels, l2_normalize};
 use crate::data::images::Split;
@@ -21,7 +22,11 @@ pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device
     let (config, params) = settings.backbone(&train, device)?;
     let test = if settings.knn_every > 0 && train.labels.is_some() { dataset.read(Split::Test).ok() } else { None };
     let knn = test.as_ref().map(|t| KnnMonitor { train: &train, test: t, every: settings.knn_every });
-    let opts = PretrainOptions { out, seed: settings.seed, resume, device, quiet, knn, interrupt_after_steps: None };
+    if let Some(m) = settings.max_minutes.filter(|m| !(*m > 0.0)) {
+        return Err(Error::invalid("max_minutes", m, "a positive number of minutes").into());
+    }
+    let max_seconds = settings.max_minutes.map(|m| m * 60.0);
+    let opts = PretrainOptions { out, seed: settings.seed, resume, device, quiet, knn, interrupt_after_steps: None, max_seconds };
     Ok(pretrain::pretrain(&train, &config, &params, &opts)?)
 }
 
@@ -38,11 +43,42 @@ pub fn features_stage(dataset: &DatasetArgs, checkpoint: &Path, device: tch::Dev
             bail!("{}: {} channels, but the checkpoint's backbone takes {}", dataset.data.display(), set.channels, meta.backbone.in_channels);
         }
         let bar = crate::progress::bar(set.count as u64, "Features", quiet);
+        let started = std::time::Instant::now();
         let features = simclr::extract_features(&model.backbone, &set, &meta.normalization, meta.params.image_size, device, |n| bar.inc(n as u64));
         bar.finish_and_clear();
+        let rate = set.count as f64 / started.elapsed().as_secs_f64().max(1e-9);
         let path = out.join(format!("{name}.safetensors"));
         features::save_features(&path, &features, set.labels.as_deref().filter(|l| l.iter().all(|&x| x >= 0)))?;
-        status("Wrote", &format!("{} ({} x {})", path.display(), features.size()[0], features.size()[1]), quiet);
+        status("Wrote", &format!("{} ({} x {}; {rate:.0} images/s)", path.display(), features.size()[0], features.size()[1]), quiet);
+    }
+    Ok(())
+}
+
+/// Feature extraction with a pretrained TorchScript encoder instead of a SimCLR checkpoint:
+/// the same files as `features_stage` (L2-normalised, labels where the dataset has them).
+/// A folder dataset is read at the model's input size unless `folder_size` says otherwise.
+pub fn torchscript_features_stage(dataset: &DatasetArgs, model: &Path, prep: &Preprocessing, device: tch::Device, out: &Path, quiet: bool) -> Result<()> {
+    let encoder = TorchScriptEncoder::load(model, device)?;
+    let channels = encoder.in_channels().map_or("unknown".to_string(), |c| c.to_string());
+    status("Loaded", &format!("{} ({channels} input channels, {} on {})", model.display(), prep.normalize, crate::device::describe(device)), quiet);
+    let mut dataset = dataset.clone();
+    if dataset.folder_size.is_none() {
+        dataset.folder_size = Some(prep.image_size);
+    }
+    for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
+        let set = dataset.read(split)?;
+        if set.channels == 1 && encoder.in_channels().unwrap_or(3) == 3 && prep.normalize.channels() != Some(1) {
+            status("Note", &format!("{name}: grey images, repeated over 3 channels for the colour model"), quiet);
+        }
+        let bar = crate::progress::bar(set.count as u64, "Features", quiet);
+        let started = std::time::Instant::now();
+        let features = encoder.extract(&set, prep, |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let path = out.join(format!("{name}.safetensors"));
+        features::save_features(&path, &features, set.labels.as_deref().filter(|l| l.iter().all(|&x| x >= 0)))?;
+        let rate = set.count as f64 / seconds.max(1e-9);
+        status("Wrote", &format!("{} ({} x {}; {rate:.0} images/s)", path.display(), features.size()[0], features.size()[1]), quiet);
     }
     Ok(())
 }

@@ -53,7 +53,7 @@ fn bf16_resume_is_bit_exact() {
     let pixels: Vec<u8> = (0..n * s * s * 3).map(|k| ((k * 7 + k / 97 * 13) % 256) as u8).collect();
     let set = ImageSet { pixels, count: n, height: s, width: s, channels: 3, labels: None, class_names: vec![] };
     let run = |out: &PathBuf, resume: bool, interrupt: Option<usize>| {
-        let o = PretrainOptions { out, seed: 3, resume, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: interrupt };
+        let o = PretrainOptions { out, seed: 3, resume, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: interrupt, max_seconds: None };
         pretrain::pretrain(&set, &config(), &params(), &o).unwrap()
     };
     let (full, part) = (dir("full"), dir("part"));
@@ -73,7 +73,7 @@ fn bf16_resume_is_bit_exact() {
     }
     // The f32 and bf16 runs of the same seed differ (the precision setting reaches training).
     let f32_dir = dir("f32");
-    let o = PretrainOptions { out: &f32_dir, seed: 3, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    let o = PretrainOptions { out: &f32_dir, seed: 3, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: None };
     let f32_run = pretrain::pretrain(&set, &config(), &SimclrParams { precision: Precision::Fp32, ..params() }, &o).unwrap();
     assert!(load(&done.checkpoint).iter().zip(&load(&f32_run.checkpoint)).any(|((_, x), (_, y))| !x.equal(y)));
     for d in [full, part, f32_dir] {

@@ -42,17 +42,17 @@ fn resume_after_an_interrupted_epoch_is_bit_exact() {
     let set = tiny_set();
     // Uninterrupted: 2 epochs.
     let full = dir("full");
-    let o = PretrainOptions { out: &full, seed: 3, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    let o = PretrainOptions { out: &full, seed: 3, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: None };
     let done = pretrain::pretrain(&set, &config(), &params(), &o).unwrap();
     assert!(!done.interrupted && done.epochs_run == 2);
 
     // Interrupted after 4 steps (epoch 1 has 3), i.e. inside epoch 2; then resumed.
     let part = dir("part");
-    let o = PretrainOptions { out: &part, seed: 3, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: Some(4) };
+    let o = PretrainOptions { out: &part, seed: 3, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: Some(4), max_seconds: None };
     let stopped = pretrain::pretrain(&set, &config(), &params(), &o).unwrap();
     assert!(stopped.interrupted);
     assert_eq!(simclr::read_meta(&stopped.checkpoint).unwrap().epoch, 1);
-    let o = PretrainOptions { out: &part, seed: 3, resume: true, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    let o = PretrainOptions { out: &part, seed: 3, resume: true, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: None };
     let resumed = pretrain::pretrain(&set, &config(), &params(), &o).unwrap();
     assert_eq!(resumed.epochs_run, 1);
 
@@ -63,11 +63,11 @@ fn resume_after_an_interrupted_epoch_is_bit_exact() {
     }
     // A different seed gives different weights (the comparison can fail).
     let other = dir("other");
-    let o = PretrainOptions { out: &other, seed: 4, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    let o = PretrainOptions { out: &other, seed: 4, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: None };
     let c = weights(&pretrain::pretrain(&set, &config(), &params(), &o).unwrap().checkpoint);
     assert!(a.iter().zip(&c).any(|((_, x), (_, y))| !x.equal(y)));
     // Resuming with other parameters is refused.
-    let o = PretrainOptions { out: &part, seed: 3, resume: true, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    let o = PretrainOptions { out: &part, seed: 3, resume: true, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: None };
     let changed = SimclrParams { learning_rate: 5e-4, ..params() };
     let err = pretrain::pretrain(&set, &config(), &changed, &o).unwrap_err().to_string();
     assert!(err.contains("checkpoint.safetensors"), "{err}");
@@ -84,7 +84,7 @@ fn cosine_schedule_is_tied_to_its_budget() {
     let set = tiny_set();
     let cosine = SimclrParams { lr_schedule: simclr::LrSchedule::Cosine, ..params() };
     let out = dir("cosine");
-    let o = PretrainOptions { out: &out, seed: 1, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    let o = PretrainOptions { out: &out, seed: 1, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: None };
     pretrain::pretrain(&set, &config(), &cosine, &o).unwrap();
     let log = std::fs::read_to_string(out.join("pretrain_log.jsonl")).unwrap();
     let rates: Vec<f64> = log.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"].as_f64().unwrap()).collect();
@@ -95,8 +95,25 @@ fn cosine_schedule_is_tied_to_its_budget() {
     let e = pretrain::pretrain(&set, &config(), &longer, &o).unwrap_err().to_string();
     assert!(e.contains("cosine schedule over 2 epochs") && e.contains("checkpoint.safetensors"), "{e}");
     let constant_out = dir("constant");
-    let fresh = PretrainOptions { out: &constant_out, seed: 1, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None };
+    let fresh = PretrainOptions { out: &constant_out, seed: 1, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: None };
     pretrain::pretrain(&set, &config(), &params(), &fresh).unwrap();
     let constant = SimclrParams { epochs: 3, ..params() };
     assert_eq!(pretrain::pretrain(&set, &config(), &constant, &PretrainOptions { resume: true, ..fresh }).unwrap().epochs_run, 1);
+}
+
+/// `--max-minutes`: a budget smaller than one epoch stops cleanly after the first epoch, with
+/// its checkpoint written; resuming continues from there to the epoch budget.
+#[test]
+fn a_time_budget_stops_after_an_epoch_with_its_checkpoint() {
+    tch::set_num_threads(1);
+    let set = tiny_set();
+    let out = dir("budget");
+    let three = SimclrParams { epochs: 3, ..params() };
+    let o = PretrainOptions { out: &out, seed: 2, resume: false, device: tch::Device::Cpu, quiet: true, knn: None, interrupt_after_steps: None, max_seconds: Some(1e-3) };
+    let outcome = pretrain::pretrain(&set, &config(), &three, &o).unwrap();
+    assert!(outcome.interrupted && outcome.epochs_run == 1, "{outcome:?}");
+    assert_eq!(simclr::read_meta(&outcome.checkpoint).unwrap().epoch, 1);
+    let o = PretrainOptions { resume: true, max_seconds: None, ..o };
+    let rest = pretrain::pretrain(&set, &config(), &three, &o).unwrap();
+    assert!(!rest.interrupted && rest.epochs_run == 2, "{rest:?}");
 }

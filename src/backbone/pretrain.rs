@@ -27,6 +27,9 @@ pub struct PretrainOptions<'a> {
     pub knn: Option<KnnMonitor<'a>>,
     /// Stop after this many training steps of this invocation, as if interrupted (tests).
     pub interrupt_after_steps: Option<usize>,
+    /// Wall-clock budget of this invocation: no epoch is started that would, at the pace of
+    /// the last one, end past it (a GPU lease, a night). Stops with the checkpoint written.
+    pub max_seconds: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -139,7 +142,9 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
     let mut log = JsonLines::append(&opts.out.join("pretrain_log.jsonl"))?;
     let mut steps_done = 0usize;
     let start_epoch = meta.epoch;
+    let invocation_started = std::time::Instant::now();
     for epoch in meta.epoch..params.epochs {
+        let epoch_started = std::time::Instant::now();
         let stats = run_epoch(set, &mut model, &mut adam, &meta, epoch, opts, &mut steps_done)?;
         if stats.interrupted {
             return Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: epoch - start_epoch, interrupted: true });
@@ -164,6 +169,14 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         log.flush()?;
         let knn_text = line.get("knn_accuracy").and_then(|v| v.as_f64()).map(|a| format!(", kNN accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
         progress::status("Epoch", &format!("{}/{}: loss {:.4}, {rate:.0} images/s{knn_text}", epoch + 1, params.epochs, stats.mean_loss), opts.quiet);
+        if let Some(budget) = opts.max_seconds.filter(|_| epoch + 1 < params.epochs) {
+            // The whole epoch as it happened: training, kNN monitor, checkpoints.
+            let (used, last) = (invocation_started.elapsed().as_secs_f64(), epoch_started.elapsed().as_secs_f64());
+            if used + last > budget {
+                progress::status("Stopped", &format!("time budget: {used:.0} s of {budget:.0} s used after epoch {}; another epoch takes ~{last:.0} s (--resume continues)", epoch + 1), opts.quiet);
+                return Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: epoch + 1 - start_epoch, interrupted: true });
+            }
+        }
     }
     Ok(PretrainOutcome { checkpoint: ckpt, best, epochs_run: params.epochs - start_epoch, interrupted: false })
 }

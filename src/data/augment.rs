@@ -202,6 +202,18 @@ pub fn plain(set: &ImageSet, index: usize, size: usize) -> Vec<f32> {
     to_chw(&hwc, size, c)
 }
 
+/// The image's centred square (side = its shorter side) resized bilinearly to size x size:
+/// torchvision's `Resize(size)` then `CenterCrop(size)` for pretrained models (without
+/// antialiasing, like `F.interpolate(..., mode="bilinear", align_corners=False)`).
+/// (C, size, size) f32 in [0, 1].
+pub fn centre_crop(set: &ImageSet, index: usize, size: usize) -> Vec<f32> {
+    let (h, w, c) = (set.height, set.width, set.channels);
+    let side = h.min(w);
+    let mut hwc = vec![0f32; size * size * c];
+    resize_crop(set.image(index), w, c, ((h - side) / 2, (w - side) / 2, side, side), size, &mut hwc);
+    to_chw(&hwc, size, c)
+}
+
 fn to_chw(hwc: &[f32], size: usize, c: usize) -> Vec<f32> {
     let mut chw = vec![0f32; hwc.len()];
     for p in 0..size * size {
@@ -257,6 +269,16 @@ mod tests {
         let (d1, _) = two_view_batch(&s, &[0, 1, 2, 3], 32, &p, 5, 1, 1);
         assert_ne!(a1, d1, "another epoch must give other views");
         assert!(a1.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn centre_crop_takes_the_middle_square() {
+        // 2 x 4 grey image: columns 1 and 2 form the centred square.
+        let s = ImageSet { pixels: vec![0, 10, 20, 30, 40, 50, 60, 70], count: 1, height: 2, width: 4, channels: 1, labels: None, class_names: vec![] };
+        let v = centre_crop(&s, 0, 2);
+        let expected = [10.0, 20.0, 50.0, 60.0].map(|p: f32| p / 255.0);
+        assert!(v.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6), "{v:?}");
+        assert_eq!(centre_crop(&set(), 2, 32), plain(&set(), 2, 32));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct ReportData<'a> {
     pub class_names: &'a [String],
     /// The backbone checkpoint's metadata: the values stage I resolved.
     pub backbone: Option<&'a CheckpointMeta>,
+    /// Where the features came from when not from this run's SimCLR stage I (a TorchScript
+    /// model, imported files), in words: replaces the stage-I sentence.
+    pub features_from: Option<String>,
     /// Which naming produced the classifier, in words.
     pub naming: String,
     /// True where the classifier is the paper's stage III.
@@ -139,12 +142,19 @@ fn header(canvas: &mut Canvas, r: &ReportData) {
             value_name(&m.params.lr_schedule)
         )
     });
+    let data = match &cfg.data {
+        Some(d) => format!("Data: {} at `{}`{}. ", value_name(&d.format), d.data.display(), d.limit.map(|n| format!(" (first {n} images of each split)")).unwrap_or_default()),
+        None => String::new(),
+    };
+    let ordinal = if cfg.classes.ordinal { " Ordinal prior (class order)." } else { "" };
+    if let Some(source) = &r.features_from {
+        let _ = writeln!(md, "{data}Features from {source}. Classes ({}): {}.{ordinal}\n", r.class_names.len(), r.class_names.join(", "));
+        let _ = writeln!(md, "No image-label pair was used for clustering or model selection; labels are read only below, to measure.\n");
+        return;
+    }
     let _ = writeln!(
         md,
-        "Data: {} at `{}`{}. Backbone: {} width {} trained with SimCLR for {} epoch(s) (batch {}, seed {}{}). Classes ({}): {}.{}\n",
-        value_name(&cfg.data.format),
-        cfg.data.data.display(),
-        cfg.data.limit.map(|n| format!(" (first {n} images of each split)")).unwrap_or_default(),
+        "{data}Backbone: {} width {} trained with SimCLR for {} epoch(s) (batch {}, seed {}{}). Classes ({}): {}.{ordinal}\n",
         value_name(&p.arch),
         p.width,
         p.epochs,
@@ -153,7 +163,6 @@ fn header(canvas: &mut Canvas, r: &ReportData) {
         resolved.unwrap_or_default(),
         r.class_names.len(),
         r.class_names.join(", "),
-        if cfg.classes.ordinal { " Ordinal prior (class order)." } else { "" }
     );
     let _ = writeln!(md, "No image-label pair was used for training, clustering or model selection; labels are read only below, to measure.\n");
 }
@@ -195,10 +204,14 @@ fn curves(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
         if !knn.points.is_empty() {
             panels.push(plot::line_chart(font, "Stage I: kNN accuracy (k = 200, labels used only here)", "epoch", "accuracy", &[knn], 520, 340));
         }
-        canvas.save(&plot::hstack(&panels), "loss_pretrain")?;
+        // Without a stage I here (a pretrained model, imported features): no stage-I curves.
+        if !c.pretrain_loss.is_empty() {
+            canvas.save(&plot::hstack(&panels), "loss_pretrain")?;
+            let _ = writeln!(canvas.md, "![stage I](plots/loss_pretrain.png)\n");
+        }
         canvas.save(&plot::line_chart(font, "Stage II: Sinkhorn clustering OT cost", "step", "OT cost", &per_seed_series(&c.clustering), 640, 360), "loss_clustering")?;
         canvas.save(&plot::line_chart(font, "Stage III: L_cgsk (mean over the selection window)", "step", "loss", &per_seed_series(&c.matching), 640, 360), "loss_matching")?;
-        let _ = writeln!(canvas.md, "![stage I](plots/loss_pretrain.png)\n\n![stage II](plots/loss_clustering.png)\n\n![stage III](plots/loss_matching.png)\n");
+        let _ = writeln!(canvas.md, "![stage II](plots/loss_clustering.png)\n\n![stage III](plots/loss_matching.png)\n");
     }
     if let Some((loss, rate, knn)) = c.last_epoch {
         let knn = knn.map(|a| format!(", kNN accuracy {:.1}%", 100.0 * a)).unwrap_or_default();

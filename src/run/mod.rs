@@ -1,4 +1,6 @@
 //! `zerolabel run`: every stage from images to a named-class classifier and its report.
+//! Stage I is SimCLR, or a pretrained TorchScript model (`[backbone]`), or nothing when
+//! `[features]` imports feature files computed elsewhere.
 //!
 //! Each stage writes into `RUN/stages/<stage>-<key>/` (paths from [`RunLayout`]), where the key
 //! hashes the stage's own settings and the key of the stage before it (and, for stage I, the
@@ -11,7 +13,8 @@ pub mod manifest;
 
 use crate::backbone::pretrain::{best_path, checkpoint_path};
 use crate::backbone::simclr::{self, CheckpointMeta, LrSchedule};
-use crate::config::{build_prior, DatasetArgs, RunConfig, StageSettings};
+use crate::backbone::torchscript::file_sha256;
+use crate::config::{build_prior, DatasetArgs, ImportedFeatures, RunConfig, StageSettings};
 use crate::data::images::{DatasetFormat, Split};
 use crate::device;
 use crate::diagnostics;
@@ -75,6 +78,15 @@ pub fn dataset_fingerprint(data: &DatasetArgs) -> Result<Value> {
     Ok(json!({"format": data.format, "path": canonical, "limit": data.limit, "folder_size": data.folder_size, "files": files}))
 }
 
+/// Where the features come from: this run's SimCLR stage I, a pretrained TorchScript model, or
+/// feature files computed elsewhere.
+enum Source {
+    Simclr,
+    /// The model file and its SHA-256 (part of the features' cache key).
+    TorchScript(PathBuf, String),
+    Imported(ImportedFeatures),
+}
+
 /// A run with every setting checked: what `run` knows before it trains or deletes anything.
 struct Plan<'a> {
     config: &'a RunConfig,
@@ -82,6 +94,8 @@ struct Plan<'a> {
     device: tch::Device,
     prior: LabelPrior,
     settings: StageSettings,
+    source: Source,
+    /// Stage I's key (SimCLR only).
     pretrain_key: String,
     /// Epochs of the stage-I checkpoint already there (0: none, or `--force`).
     trained_epochs: usize,
@@ -94,17 +108,30 @@ fn plan<'a>(config: &'a RunConfig, opts: &RunOptions) -> Result<Plan<'a>> {
     let device = config.device.resolve()?;
     let prior = build_prior(&config.classes)?;
     let settings = config.stages.validate(config.classes.preset, prior.n_classes())?;
-    let pretrain_key = stage_key(&pretrain_identity(config, device)?);
-    let checkpoint = checkpoint_path(&layout.stage("pretrain", &pretrain_key));
-    let trained_epochs = if checkpoint.exists() && !opts.force { simclr::read_meta(&checkpoint)?.epoch } else { 0 };
-    if trained_epochs > config.pretrain.epochs {
-        bail!(
-            "{}: this backbone was trained for {trained_epochs} epochs, the config asks for {}; use --force to retrain, or another --out",
-            checkpoint.display(),
-            config.pretrain.epochs
-        );
+    let source = match (&config.features, &config.backbone.torchscript) {
+        (Some(files), _) => {
+            for path in [Some(&files.train), Some(&files.test), files.test_labels.as_ref()].into_iter().flatten() {
+                std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+            }
+            Source::Imported(files.clone())
+        }
+        (None, Some(model)) => Source::TorchScript(model.clone(), file_sha256(model)?),
+        (None, None) => Source::Simclr,
+    };
+    let (mut pretrain_key, mut trained_epochs) = (String::new(), 0);
+    if matches!(source, Source::Simclr) {
+        pretrain_key = stage_key(&pretrain_identity(config, device)?);
+        let checkpoint = checkpoint_path(&layout.stage("pretrain", &pretrain_key));
+        trained_epochs = if checkpoint.exists() && !opts.force { simclr::read_meta(&checkpoint)?.epoch } else { 0 };
+        if trained_epochs > config.pretrain.epochs {
+            bail!(
+                "{}: this backbone was trained for {trained_epochs} epochs, the config asks for {}; use --force to retrain, or another --out",
+                checkpoint.display(),
+                config.pretrain.epochs
+            );
+        }
     }
-    let plan = Plan { config, layout, device, prior, settings, pretrain_key, trained_epochs };
+    let plan = Plan { config, layout, device, prior, settings, source, pretrain_key, trained_epochs };
     check_classes_fit_data(&plan)?;
     Ok(plan)
 }
@@ -113,7 +140,7 @@ fn plan<'a>(config: &'a RunConfig, opts: &RunOptions) -> Result<Plan<'a>> {
 /// learning rate (a longer budget continues the run); a cosine schedule is shaped by its budget.
 fn pretrain_identity(config: &RunConfig, device: tch::Device) -> Result<Value> {
     let p = &config.pretrain;
-    let mut identity = json!({"data": dataset_fingerprint(&config.data)?, "arch": p.arch, "width": p.width, "stem": p.stem,
+    let mut identity = json!({"data": dataset_fingerprint(config.dataset()?)?, "arch": p.arch, "width": p.width, "stem": p.stem,
         "batch_size": p.batch_size, "lr": p.lr, "weight_decay": p.weight_decay, "temperature": p.temperature,
         "image_size": p.image_size, "seed": p.seed, "crop_min_scale": p.crop_min_scale, "precision": p.precision.resolve(device)});
     if p.lr_schedule == LrSchedule::Cosine {
@@ -123,42 +150,61 @@ fn pretrain_identity(config: &RunConfig, device: tch::Device) -> Result<Value> {
     Ok(identity)
 }
 
-/// A class list that does not fit the data fails now, not after stage I.
+/// A class list that does not fit the data fails now, not after stage I. (Imported feature
+/// files are checked when they are loaded, before any training.)
 fn check_classes_fit_data(plan: &Plan) -> Result<()> {
     let (config, c) = (plan.config, plan.prior.n_classes());
-    if config.data.format == DatasetFormat::Folder {
-        let subfolders = crate::data::images::folder_classes(&config.data.data)?;
+    let Some(data) = &config.data else { return Ok(()) };
+    if data.format == DatasetFormat::Folder {
+        let subfolders = crate::data::images::folder_classes(&data.data)?;
         if !subfolders.is_empty() && subfolders.len() != c {
             return Err(Error::ClassCount {
-                what: format!("{}: class names", config.data.data.display()),
+                what: format!("{}: class names", data.data.display()),
                 expected: format!("the folder has {} class subfolders ({}): give one name per subfolder, in sorted order", subfolders.len(), subfolders.join(", ")),
                 got: c,
             }
             .into());
         }
-    } else if plan.trained_epochs < config.pretrain.epochs {
-        let test = config.data.read(Split::Test)?;
+    } else if !matches!(plan.source, Source::Simclr) || plan.trained_epochs < config.pretrain.epochs {
+        let test = data.read(Split::Test)?;
         if let Some(labels) = &test.labels {
-            crate::data::features::check_class_count(labels, c, &config.data.data)?;
+            crate::data::features::check_class_count(labels, c, &data.data)?;
         }
     }
     Ok(())
 }
 
-/// Stage I and feature extraction, as cached stages.
+/// The features stages II-III work on, and what produced them.
 struct Backbone {
-    pretrain_dir: PathBuf,
-    best: PathBuf,
-    features_dir: PathBuf,
+    /// Stage I's folder and best checkpoint (SimCLR only; `predict` needs the checkpoint).
+    pretrain_dir: Option<PathBuf>,
+    best: Option<PathBuf>,
+    train: PathBuf,
+    test: PathBuf,
+    test_labels: Option<PathBuf>,
+    /// The features' identity in the match stage's key.
     features_key: String,
+    /// For the report, where the features are not this run's SimCLR stage I's.
+    features_from: Option<String>,
+    /// For the manifest.
+    identity: Value,
 }
 
 fn train_backbone(plan: &Plan, stages: &mut Stages, quiet: bool) -> Result<Backbone> {
-    let (config, p) = (plan.config, &plan.config.pretrain);
+    match &plan.source {
+        Source::Simclr => simclr_backbone(plan, stages, quiet),
+        Source::TorchScript(model, sha256) => torchscript_backbone(plan, model, sha256, stages, quiet),
+        Source::Imported(files) => imported_features(files, quiet),
+    }
+}
+
+/// Stage I and feature extraction from its best (lowest training loss) checkpoint.
+fn simclr_backbone(plan: &Plan, stages: &mut Stages, quiet: bool) -> Result<Backbone> {
+    let (data, p) = (plan.config.dataset()?, &plan.config.pretrain);
     let default_threads = tch::get_num_threads();
     let pretrain_dir = stages.run("pretrain", &plan.pretrain_key, plan.trained_epochs == p.epochs, |dir| {
         p.apply_threads(default_threads)?;
-        stages::pretrain_stage(&config.data, p, plan.device, dir, true, quiet)?;
+        stages::pretrain_stage(data, p, plan.device, dir, true, quiet)?;
         Ok(())
     })?;
     let best = best_path(&pretrain_dir);
@@ -166,9 +212,68 @@ fn train_backbone(plan: &Plan, stages: &mut Stages, quiet: bool) -> Result<Backb
     let features_done = RunLayout::stage_record(&plan.layout.stage("features", &features_key)).exists();
     let features_dir = stages.run("features", &features_key, features_done, |dir| {
         p.apply_threads(default_threads)?;
-        stages::features_stage(&config.data, &best, plan.device, dir, quiet)
+        stages::features_stage(data, &best, plan.device, dir, quiet)
     })?;
-    Ok(Backbone { pretrain_dir, best, features_dir, features_key })
+    Ok(Backbone {
+        pretrain_dir: Some(pretrain_dir),
+        best: Some(best),
+        train: RunLayout::features_train(&features_dir),
+        test: RunLayout::features_test(&features_dir),
+        test_labels: None,
+        features_key,
+        features_from: None,
+        identity: json!({"simclr": {"pretrain_key": plan.pretrain_key, "epochs": p.epochs}}),
+    })
+}
+
+/// Features of a pretrained TorchScript encoder, stage I skipped. The key holds the model
+/// file's SHA-256: another model under the same name recomputes them.
+fn torchscript_backbone(plan: &Plan, model: &Path, sha256: &str, stages: &mut Stages, quiet: bool) -> Result<Backbone> {
+    let (data, b) = (plan.config.dataset()?, &plan.config.backbone);
+    let identity = json!({"data": dataset_fingerprint(data)?, "torchscript": model, "torchscript_sha256": sha256,
+        "image_size": b.image_size, "normalize": b.normalize, "global_pool": b.global_pool});
+    let key = stage_key(&identity);
+    let done = RunLayout::stage_record(&plan.layout.stage("features", &key)).exists();
+    let dir = stages.run("features", &key, done, |dir| stages::torchscript_features_stage(data, model, &b.preprocessing(), plan.device, dir, quiet))?;
+    if let Some(last) = stages.last_mut() {
+        last.name = "features (TorchScript)".into();
+    }
+    let features_from = format!(
+        "the pretrained TorchScript model `{}` (sha256 {}…; {}x{} inputs, {} normalisation), no stage I",
+        model.display(),
+        &sha256[..12],
+        b.image_size,
+        b.image_size,
+        b.normalize
+    );
+    Ok(Backbone {
+        pretrain_dir: None,
+        best: None,
+        train: RunLayout::features_train(&dir),
+        test: RunLayout::features_test(&dir),
+        test_labels: None,
+        features_key: key,
+        features_from: Some(features_from),
+        identity,
+    })
+}
+
+/// Feature files computed elsewhere, stage I and extraction skipped; keyed by their SHA-256.
+fn imported_features(files: &ImportedFeatures, quiet: bool) -> Result<Backbone> {
+    let identity = json!({"train": files.train, "test": files.test, "test_labels": files.test_labels,
+        "train_sha256": file_sha256(&files.train)?, "test_sha256": file_sha256(&files.test)?,
+        "test_labels_sha256": files.test_labels.as_deref().map(file_sha256).transpose()?});
+    status("Imported", &format!("features {} and {} (no stage I)", files.train.display(), files.test.display()), quiet);
+    Ok(Backbone {
+        pretrain_dir: None,
+        best: None,
+        train: files.train.clone(),
+        test: files.test.clone(),
+        test_labels: files.test_labels.clone(),
+        features_key: stage_key(&identity),
+        features_from: Some(format!("feature files computed elsewhere (`{}`, `{}`), no stage I", files.train.display(), files.test.display())),
+        identity,
+    })
 }
 
 /// Stages II-III per seed; the seed count is not part of the key (more seeds add to it).
@@ -216,7 +321,8 @@ fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: 
     };
     let model = json!({
         "classes": plan.prior.class_names,
-        "backbone_checkpoint": layout.relative(&backbone.best),
+        "backbone_checkpoint": backbone.best.as_deref().map(|b| layout.relative(b)),
+        "features_from": backbone.features_from,
         "classifier": layout.relative(&seeds.classifier(selected.seed)),
         "seed": selected.seed,
         "naming": plan.settings.naming.chain,
@@ -227,7 +333,7 @@ fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: 
 
 /// Curves for the report, from the stage I log and each seed's training log.
 fn gather_curves(backbone: &Backbone, seeds: &SeedsLayout, records: &[SeedRecord]) -> Curves {
-    let pre = read_jsonl(&RunLayout::pretrain_log(&backbone.pretrain_dir));
+    let pre = backbone.pretrain_dir.as_deref().map(|dir| read_jsonl(&RunLayout::pretrain_log(dir))).unwrap_or_default();
     let points = |lines: &[Value], x: &str, y: &str, keep: &dyn Fn(&Value) -> bool| -> Vec<(f64, f64)> {
         lines.iter().filter(|l| keep(l)).filter_map(|l| Some((l.get(x)?.as_f64()?, l.get(y)?.as_f64()?))).collect()
     };
@@ -281,6 +387,7 @@ fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) 
         config: plan.config,
         class_names: &plan.prior.class_names,
         backbone: inputs.backbone_meta,
+        features_from: inputs.backbone.features_from.clone(),
         naming: plan.settings.naming.describe(),
         naming_is_paper: plan.settings.naming.is_paper(),
         records: inputs.records,
@@ -338,6 +445,7 @@ fn write_metrics(plan: &Plan, metrics: &[SeedMetrics], summary: Option<&Summary>
 fn write_manifest(
     plan: &Plan,
     opts: &RunOptions,
+    backbone: &Backbone,
     backbone_meta: Option<&CheckpointMeta>,
     stage_records: &[manifest::StageRecord],
     selected_seed: u64,
@@ -356,7 +464,8 @@ fn write_manifest(
         "resolved": {"backbone": backbone_meta.map(|m| &m.backbone), "simclr": backbone_meta.map(|m| &m.params),
             "stages": plan.settings, "prior": plan.prior.params},
         "seeds": config.stages.seed_list(),
-        "pretrain_seed": config.pretrain.seed,
+        "pretrain_seed": backbone.best.as_ref().map(|_| config.pretrain.seed),
+        "features_from": backbone.identity,
         "device": device::describe(plan.device),
         "started_unix": started_unix,
         "finished_unix": unix_now(),
@@ -384,7 +493,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let backbone = train_backbone(&plan, &mut stages, opts.quiet)?;
     plan.settings.apply_threads();
     let c = plan.prior.n_classes();
-    let data = FeatureData::load(&RunLayout::features_train(&backbone.features_dir), &RunLayout::features_test(&backbone.features_dir), None, c, plan.device)?;
+    let data = FeatureData::load(&backbone.train, &backbone.test, backbone.test_labels.as_deref(), c, plan.device)?;
     let orchestrator = Orchestrator::new(&plan.prior, &plan.settings, opts.quiet)?;
     let (match_key, seeds, records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
     let selected = orchestrator::selected_seed(&records).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?;
@@ -394,7 +503,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
     write_metrics(&plan, &metrics, summary.as_ref(), selected.seed)?;
     let report_started = Instant::now();
-    let backbone_meta = simclr::read_meta(&backbone.best).ok();
+    let backbone_meta = backbone.best.as_deref().and_then(|best| simclr::read_meta(best).ok());
     let inputs = ReportInputs {
         plan: &plan,
         backbone: &backbone,
@@ -409,7 +518,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let report_notes = write_report(&inputs, &stages.records)?;
     stages.record_uncached("report", PathBuf::from("report.md"), report_started);
     let timing = (started_unix, started.elapsed().as_secs_f64());
-    write_manifest(&plan, opts, backbone_meta.as_ref(), &stages.records, selected.seed, summary.as_ref(), &report_notes, timing)?;
+    write_manifest(&plan, opts, &backbone, backbone_meta.as_ref(), &stages.records, selected.seed, summary.as_ref(), &report_notes, timing)?;
     let reused = stages.records.iter().filter(|s| s.reused).count();
     Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), Some(selected), started.elapsed().as_secs_f64(), reused) })
 }

@@ -1,0 +1,139 @@
+//! `zerolabel run` without stage I: from feature files computed elsewhere (`[features]`) and
+//! from a pretrained TorchScript encoder (`[backbone] torchscript`), report included; finished
+//! stages are reused, and a changed model or feature file is not mistaken for the old one.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::Tensor;
+use zerolabel::data::features::save_features;
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zl-runimp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn zerolabel(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zerolabel")).args(args).args(["--quiet"]).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+fn stage_names(manifest: &Value) -> Vec<(String, bool)> {
+    manifest["stages"].as_array().unwrap().iter().map(|s| (s["name"].as_str().unwrap().to_string(), s["reused"].as_bool().unwrap())).collect()
+}
+
+/// Three separated clusters in 4-D (row k belongs to class k % 3), with labels.
+fn clustered(path: &Path, n: i64, shift: f32) {
+    let values: Vec<f32> = (0..n * 4).map(|k| {
+        let (row, col) = (k / 4, k % 4);
+        (if col == row % 3 { 1.0 } else { 0.1 }) + ((k * 7919) % 13) as f32 / 130.0 + shift
+    }).collect();
+    let labels: Vec<i64> = (0..n).map(|k| k % 3).collect();
+    save_features(path, &Tensor::from_slice(&values).view([n, 4]), Some(&labels)).unwrap();
+}
+
+const STAGES: &str = "[stages]\nseeds = 2\ncluster_steps = 100\nsteps = 100\nbatch_size = 30\n\n[report]\nsk_comparison = false\n";
+
+fn classes(dir: &Path) -> String {
+    std::fs::write(dir.join("words.txt"), "cat 1 0 0\ndog 0.9 0.1 0\ncar 0 0 1\n").unwrap();
+    "[classes]\nnames = [\"cat\", \"dog\", \"car\"]\nword_vectors = \"words.txt\"\n".into()
+}
+
+#[test]
+fn run_from_imported_features_end_to_end() {
+    let dir = workdir("features");
+    clustered(&dir.join("train.safetensors"), 90, 0.0);
+    clustered(&dir.join("test.safetensors"), 30, 0.0);
+    let config = dir.join("imported.toml");
+    std::fs::write(&config, format!("name = \"imported\"\ndevice = \"cpu\"\n{}\n[features]\ntrain = \"train.safetensors\"\ntest = \"test.safetensors\"\n\n{STAGES}", classes(&dir))).unwrap();
+    let out = dir.join("out");
+    let args = ["run", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (ok, stdout, stderr) = zerolabel(&args);
+    assert!(ok, "run failed: {stderr}");
+    assert!(stdout.contains("Zero-label accuracy (imported, 2 seed(s))"), "{stdout}");
+    let manifest = json(&out.join("manifest.json"));
+    assert_eq!(stage_names(&manifest), [("match".into(), false), ("report".into(), false)]);
+    assert!(manifest["features_from"]["train_sha256"].as_str().is_some_and(|h| h.len() == 64));
+    let accuracy = json(&out.join("metrics.json"))["accuracy"]["mean"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("feature files computed elsewhere") && report.contains("Zero-label classification"), "{report}");
+    assert!(!report.contains("trained with SimCLR") && !out.join("plots/loss_pretrain.png").exists());
+    assert!(out.join("plots/loss_matching.png").exists());
+    let model = json(&out.join("model.json"));
+    assert!(model["backbone_checkpoint"].is_null() && model["classifier"].as_str().is_some());
+
+    // `predict` has no backbone to run on new images: a clear error, not a crash.
+    let (ok, _, stderr) = zerolabel(&["predict", "--run", out.to_str().unwrap(), "--images", dir.to_str().unwrap(), "--out", dir.join("p.csv").to_str().unwrap()]);
+    assert!(!ok && stderr.contains("came from elsewhere") && stderr.contains("model.json"), "{stderr}");
+
+    // Again: the seeds are reused. With other features in the same file: recomputed.
+    let (ok, _, stderr) = zerolabel(&args);
+    assert!(ok, "{stderr}");
+    assert_eq!(stage_names(&json(&out.join("manifest.json")))[0], ("match".into(), true));
+    clustered(&dir.join("train.safetensors"), 90, 0.05);
+    let (ok, _, stderr) = zerolabel(&args);
+    assert!(ok, "{stderr}");
+    assert_eq!(stage_names(&json(&out.join("manifest.json")))[0], ("match".into(), false));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// CIFAR-10 layout with 30 train and 12 test images of three shades (labels 0..3).
+fn write_cifar(dir: &Path) {
+    let record = |k: usize| {
+        let class = k % 3;
+        let mut r = vec![class as u8];
+        r.extend((0..3072).map(|p| ((class * 80 + (p * 31 + k * 17) % 40) % 256) as u8));
+        r
+    };
+    for b in 0..5 {
+        std::fs::write(dir.join(format!("data_batch_{}.bin", b + 1)), (0..6).flat_map(|i| record(b * 6 + i)).collect::<Vec<u8>>()).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), (30..42).flat_map(record).collect::<Vec<u8>>()).unwrap();
+}
+
+#[test]
+fn run_with_a_torchscript_backbone_skips_stage_one() {
+    let dir = workdir("torchscript");
+    let data = dir.join("cifar");
+    std::fs::create_dir_all(&data).unwrap();
+    write_cifar(&data);
+    let model = dir.join("encoder.pt");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::copy(fixtures.join("tiny_encoder.pt"), &model).unwrap();
+    let config = dir.join("ts.toml");
+    std::fs::write(
+        &config,
+        format!("name = \"ts\"\ndevice = \"cpu\"\n[data]\nformat = \"cifar10\"\npath = \"cifar\"\n\n{}\n[backbone]\ntorchscript = \"encoder.pt\"\nimage_size = 24\nnormalize = \"imagenet\"\n\n{STAGES}", classes(&dir)),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let args = ["run", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (ok, stdout, stderr) = zerolabel(&args);
+    assert!(ok, "run failed: {stderr}");
+    assert!(stdout.contains("Zero-label accuracy (ts, 2 seed(s))"), "{stdout}");
+    let manifest = json(&out.join("manifest.json"));
+    assert_eq!(stage_names(&manifest), [("features (TorchScript)".into(), false), ("match".into(), false), ("report".into(), false)]);
+    let sha = manifest["features_from"]["torchscript_sha256"].as_str().unwrap().to_string();
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("pretrained TorchScript model") && report.contains(&sha[..12]), "{report}");
+
+    // Reused as it is; another model file under the same name is a new key.
+    let (ok, _, stderr) = zerolabel(&args);
+    assert!(ok, "{stderr}");
+    assert!(stage_names(&json(&out.join("manifest.json")))[..2].iter().all(|s| s.1), "features and seeds reused");
+    std::fs::copy(fixtures.join("tiny_maps.pt"), &model).unwrap();
+    let (ok, _, stderr) = zerolabel(&args);
+    assert!(!ok && stderr.contains("[30, 4, 24, 24]"), "the new model was used: {stderr}");
+
+    // Both sources at once is a config error naming the file.
+    std::fs::write(&config, format!("{}\n[features]\ntrain = \"a.npy\"\ntest = \"b.npy\"\n", std::fs::read_to_string(&config).unwrap())).unwrap();
+    let (ok, _, stderr) = zerolabel(&args);
+    assert!(!ok && stderr.contains("ts.toml") && stderr.contains("give one"), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}

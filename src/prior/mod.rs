@@ -2,11 +2,15 @@
 //! w_i per class, built from the rank order of the classes, and the class proportions alpha.
 //!
 //! Ranks come from word-vector similarity of the class names (`nominal`) or from the class
-//! order (`ordinal`); `sampler` draws the prior samples S_P that stage III matches.
+//! order (`ordinal`); `sampler` draws the prior samples S_P that stage III matches. Class names
+//! are embedded by static word vectors (`word_vectors`) or by the sentence encoder
+//! all-MiniLM-L6-v2 (`minilm`, with its tokenizer in `wordpiece`).
+pub mod minilm;
 pub mod nominal;
 pub mod ordinal;
 pub mod sampler;
 pub mod word_vectors;
+pub mod wordpiece;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

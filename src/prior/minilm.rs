@@ -234,11 +234,7 @@ impl MiniLmEncoder {
     /// One vector per class: the mean of its name's embeddings over `templates` (each with one
     /// `{}` for the name), re-normalised; with no templates, the name alone.
     pub fn encode_classes(&self, names: &[String], templates: &[String]) -> Result<Vec<Vec<f32>>> {
-        for t in templates {
-            if t.matches("{}").count() != 1 {
-                return Err(Error::invalid("prompt template", format!("'{t}'"), "exactly one '{}' where the class name goes"));
-            }
-        }
+        check_templates(templates)?;
         if templates.is_empty() {
             return self.encode(names);
         }
@@ -295,6 +291,42 @@ impl MiniLmEncoder {
             x = layer_norm(&(linear(&inner, &layer.output) + &x), &layer.output_norm, eps);
         }
         x
+    }
+}
+
+/// Every template holds the class name's place exactly once.
+pub fn check_templates(templates: &[String]) -> Result<()> {
+    match templates.iter().find(|t| t.matches("{}").count() != 1) {
+        Some(t) => Err(Error::invalid("prompt template", format!("'{t}'"), "exactly one '{}' where the class name goes")),
+        None => Ok(()),
+    }
+}
+
+/// The encoder with its prompt templates, in the shape of the `TextEncoder` interface (class
+/// names -> one unit vector per class; `describe`), so that `[classes] encoder = "minilm"` is
+/// a two-method adapter.
+pub struct MiniLmClassEncoder {
+    pub encoder: MiniLmEncoder,
+    /// Empty: the names alone.
+    pub templates: Vec<String>,
+}
+
+impl MiniLmClassEncoder {
+    /// Checks the templates first, then loads the model from `dir`.
+    pub fn load(dir: &Path, templates: Vec<String>) -> Result<Self> {
+        check_templates(&templates)?;
+        Ok(MiniLmClassEncoder { encoder: MiniLmEncoder::load(dir)?, templates })
+    }
+
+    pub fn encode(&self, class_names: &[String]) -> Result<Vec<Vec<f32>>> {
+        self.encoder.encode_classes(class_names, &self.templates)
+    }
+
+    pub fn describe(&self) -> String {
+        match self.templates.len() {
+            0 => format!("{}, class names alone", self.encoder.describe()),
+            n => format!("{}, mean over {n} prompt templates", self.encoder.describe()),
+        }
     }
 }
 
@@ -402,6 +434,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("zl-minilm-missing-{}", std::process::id()));
         let err = MiniLmEncoder::load(&dir).err().expect("no model there").to_string();
         assert!(err.contains("model.safetensors") && err.contains("scripts/setup.sh"), "{err}");
+    }
+
+    #[test]
+    fn templates_need_one_placeholder() {
+        assert!(check_templates(&default_templates()).is_ok());
+        for bad in ["a photo.", "a {} and a {}."] {
+            let err = check_templates(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(err.contains(bad) && err.contains("exactly one"), "{err}");
+        }
+        let dir = std::env::temp_dir().join("zl-minilm-templates-checked-first");
+        let err = MiniLmClassEncoder::load(&dir, vec!["no slot".into()]).err().expect("bad template").to_string();
+        assert!(err.contains("'no slot'"), "the template is checked before the model is read: {err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! time, certified or not, and the gap between the upper bound and the solution, with the
 //! Gilmore-Lawler bound (GL) and with dual ascent (DA).
 //!
-//!   OMP_NUM_THREADS=1 cargo run --release --example bench_qap -- [FEATURES.safetensors] [TIME_LIMIT_S]
+//!   OMP_NUM_THREADS=1 cargo run --release --example bench_qap -- [FEATURES.safetensors] [TIME_LIMIT_S] [--real-only]
 //!
 //! Instances (A and B standardised as the naming step does):
 //! - random: A, B symmetric with N(0, 1) entries - no shared structure, the hardest case;
@@ -97,13 +97,16 @@ fn to_f64(v: Vec<Vec<f32>>) -> Vec<Vec<f64>> {
 }
 
 fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let real_only = args.iter().any(|a| a == "--real-only");
+    args.retain(|a| a != "--real-only");
+    let mut args = args.into_iter();
     let features = args.next().map(PathBuf::from);
     let limit = Duration::from_secs_f64(args.next().map(|s| s.parse()).transpose()?.unwrap_or(15.0));
     println!("time limit {:.0} s per instance, one thread; score = best naming found, gap = upper bound - score\n", limit.as_secs_f64());
     println!("| instance | c | details | bound | time (s) | certified | gap | score | local search | root bound | nodes |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for c in [10usize, 15, 20, 25] {
+    for c in [10usize, 15, 20, 25].into_iter().filter(|_| !real_only) {
         for k in 0..2u64 {
             let mut rng = Rng::derive(k, &format!("bench-qap-random-{c}"));
             report("random", c, &format!("seed {k}"), random_symmetric(&mut rng, c), random_symmetric(&mut rng, c), limit)?;

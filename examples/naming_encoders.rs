@@ -1,8 +1,8 @@
 //! Naming by geometry with different class-name encoders (issue 14's naming table): k-means
 //! clusters of real features (10 restarts, member-mean centroids) named by the exact QAP of
 //! `naming.rs`, with class vectors from GloVe 50d or all-MiniLM-L6-v2 (names alone, one
-//! template, the 18 CIFAR templates), under plain or centred cosine. Labels are used only to
-//! score the namings.
+//! template, the first 8 and all 18 CIFAR templates), under plain or centred cosine. Labels are
+//! used only to score the namings.
 //!
 //!   cargo run --release --example naming_encoders -- FEATURES.safetensors [SEEDS]
 //!
@@ -91,6 +91,7 @@ fn main() -> Result<()> {
         ("GloVe 6B 50d, names", glove),
         ("MiniLM, names alone", to_f64(encoder.encode(&names)?)),
         ("MiniLM, 'a photo of a {}.'", to_f64(encoder.encode_classes(&names, &one_template)?)),
+        ("MiniLM, first 8 CIFAR templates", to_f64(encoder.encode_classes(&names, &default_templates()[..8])?)),
         ("MiniLM, 18 CIFAR templates", to_f64(encoder.encode_classes(&names, &default_templates())?)),
     ];
     eprintln!("class vectors ready in {:.1} s", started.elapsed().as_secs_f64());

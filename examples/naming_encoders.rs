@@ -1,10 +1,12 @@
 //! Naming by geometry with different class-name encoders (issue 14's naming table): k-means
 //! clusters of real features (10 restarts, member-mean centroids) named by the exact QAP of
 //! `naming.rs`, with class vectors from GloVe 50d or all-MiniLM-L6-v2 (names alone, one
-//! template, the first 8 and all 18 CIFAR templates), under plain or centred cosine. Labels are
-//! used only to score the namings.
+//! template, the first 8 and all 18 CIFAR templates), under plain or centred cosine, the blind-matching
+//! paper's distance kernel, or neighbour ranks. Labels are used only to score the namings.
 //!
 //!   cargo run --release --example naming_encoders -- FEATURES.safetensors [SEEDS]
+//!
+//! With `NAMING_CACHE=DIR` the k-means assignments are kept in DIR and reused by later runs.
 //!
 //! e.g. with the CIFAR-10 SimCLR features of `zerolabel features --format cifar10 ...`:
 //!   cargo run --release --example naming_encoders -- /work/feat/cifar10-simclr/train.safetensors 10
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use tch::{Kind, Tensor};
 use zerolabel::data::features::{l2_normalize, load_features};
 use zerolabel::eval::{hungarian_accuracy, mean_std};
-use zerolabel::naming::{cosine_matrix, solve_exact, standardize, NamingProblem};
+use zerolabel::naming::{cosine_matrix, rank_matrix, solve_exact, standardize, NamingProblem};
 use zerolabel::prior::minilm::{default_model_dir, default_templates, MiniLmEncoder};
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 use zerolabel::qap::{self, Qap, QapSettings};
@@ -45,13 +47,36 @@ fn centred(v: &[Vec<f64>]) -> Vec<Vec<f64>> {
 enum Kernel {
     Cosine,
     Centred,
+    /// The blind-matching paper's: minus the Euclidean distance of the unit vectors.
+    Distance,
+    /// naming.rs's rank similarity of the cosines.
+    Rank,
 }
 
 fn similarity(v: &[Vec<f64>], kernel: Kernel) -> Vec<Vec<f64>> {
     match kernel {
         Kernel::Cosine => cosine_matrix(v),
         Kernel::Centred => cosine_matrix(&centred(v)),
+        Kernel::Distance => cosine_matrix(v).iter().map(|r| r.iter().map(|c| -(2.0 - 2.0 * c).max(0.0).sqrt()).collect()).collect(),
+        Kernel::Rank => rank_matrix(&cosine_matrix(v)),
     }
+}
+
+/// k-means assignments, read from `$NAMING_CACHE` when an earlier run left them there.
+fn cached_kmeans(x: &Tensor, k: i64, seed: u64, features: &std::path::Path) -> Result<Vec<i64>> {
+    let Some(dir) = std::env::var_os("NAMING_CACHE").map(PathBuf::from) else { return Ok(kmeans(x, k, 10, seed)) };
+    let stem = features.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = dir.join(format!("{stem}-n{}-k{k}-r10-seed{seed}.txt", x.size()[0]));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let assign: Vec<i64> = text.split_whitespace().map(str::parse).collect::<Result<_, _>>().with_context(|| path.display().to_string())?;
+        if assign.len() as i64 == x.size()[0] {
+            return Ok(assign);
+        }
+    }
+    let assign = kmeans(x, k, 10, seed);
+    let text: Vec<String> = assign.iter().map(i64::to_string).collect();
+    zerolabel::io::write_atomic(&path, text.join(" ").as_bytes())?;
+    Ok(assign)
 }
 
 /// class_of[cluster] by the exact search, cross-checked against the certified QAP solver.
@@ -99,12 +124,17 @@ fn main() -> Result<()> {
     // Oracle: true-class member means.
     let label_tensor = Tensor::from_slice(&labels);
     let oracle_centroids = rows(&member_means(&x, &label_tensor, c as i64));
-    let kernels = [(Kernel::Cosine, "cosine"), (Kernel::Centred, "centred cosine")];
+    let kernels = [
+        (Kernel::Cosine, "cosine"),
+        (Kernel::Centred, "centred cosine"),
+        (Kernel::Distance, "-distance (blind match)"),
+        (Kernel::Rank, "rank"),
+    ];
     let mut results = vec![vec![Vec::new(); kernels.len()]; encoders.len()];
     let mut ceilings = Vec::new();
     for seed in 0..seeds {
         let t = Instant::now();
-        let assign = kmeans(&x, c as i64, 10, seed);
+        let assign = cached_kmeans(&x, c as i64, seed, &path)?;
         let centroids = rows(&member_means(&x, &Tensor::from_slice(&assign), c as i64));
         let ceiling = hungarian_accuracy(&assign, &labels, c, c);
         ceilings.push(ceiling);

@@ -4,6 +4,9 @@
 //!
 //!   OMP_NUM_THREADS=1 cargo run --release --example bench_qap -- [FEATURES.safetensors] [TIME_LIMIT_S] [--real-only]
 //!
+//! Environment: QAP_SIZES=20,25 runs only those c; QAP_DA_STEPS=root,node sets the dual-ascent
+//! steps at the root and at every other node (default 30,3).
+//!
 //! Instances (A and B standardised as the naming step does):
 //! - random: A, B symmetric with N(0, 1) entries - no shared structure, the hardest case;
 //! - planted: B from random class vectors, A from a noisy copy with the clusters shuffled
@@ -66,15 +69,26 @@ fn planted(rng: &mut Rng, c: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
     (cosine_matrix(&clusters), cosine_matrix(&classes))
 }
 
-/// Gilmore-Lawler, and dual ascent (8 steps at the root, 2 at every other node).
-const BOUNDS: [(BoundKind, &str); 2] =
-    [(BoundKind::GilmoreLawler, "GL"), (BoundKind::DualAscent { root_iterations: 8, node_iterations: 2 }, "DA")];
+/// Gilmore-Lawler, and dual ascent (`QAP_DA_STEPS=root,node` ascent steps; default 30,3).
+fn bounds() -> Vec<(BoundKind, String)> {
+    let steps = std::env::var("QAP_DA_STEPS").unwrap_or_else(|_| "30,3".into());
+    let (root, node) = steps.split_once(',').and_then(|(r, n)| Some((r.parse().ok()?, n.parse().ok()?))).unwrap_or((30, 3));
+    vec![
+        (BoundKind::GilmoreLawler, "GL".into()),
+        (BoundKind::DualAscent { root_iterations: root, node_iterations: node }, format!("DA {root}/{node}")),
+    ]
+}
+
+/// The sizes to run (`QAP_SIZES=20,25`; default 10, 15, 20, 25).
+fn sizes() -> Vec<usize> {
+    std::env::var("QAP_SIZES").ok().and_then(|s| s.split(',').map(|x| x.trim().parse().ok()).collect()).unwrap_or(vec![10, 15, 20, 25])
+}
 
 fn report(kind: &str, c: usize, what: &str, a: Vec<Vec<f64>>, b: Vec<Vec<f64>>, limit: Duration) -> Result<()> {
     let q = Qap::new(standardize(&a), standardize(&b), None)?;
-    for (bound, bound_name) in BOUNDS {
+    for (bound, bound_name) in bounds() {
         let s = solve(&q, &QapSettings { time_limit: limit, restarts: 100, seed: 0, bound });
-        print_row(kind, c, what, bound_name, &s);
+        print_row(kind, c, what, &bound_name, &s);
     }
     Ok(())
 }
@@ -110,7 +124,7 @@ fn main() -> Result<()> {
     );
     println!("| instance | c | details | bound | time (s) | certified | gap | gap / score | score | local search | root bound | nodes |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for c in [10usize, 15, 20, 25].into_iter().filter(|_| !real_only) {
+    for c in sizes().into_iter().filter(|_| !real_only) {
         for k in 0..2u64 {
             let mut rng = Rng::derive(k, &format!("bench-qap-random-{c}"));
             report("random", c, &format!("seed {k}"), random_symmetric(&mut rng, c), random_symmetric(&mut rng, c), limit)?;
@@ -125,7 +139,7 @@ fn main() -> Result<()> {
     let x = l2_normalize(&load_features(&path, None)?.features);
     let encoder = MiniLmEncoder::load(&default_model_dir())?;
     let templates = default_templates();
-    for c in [10usize, 15, 20, 25] {
+    for c in sizes() {
         let assign = kmeans::kmeans(&x, c as i64, 3, c as u64);
         let centroids = Vec::<Vec<f64>>::try_from(&kmeans::member_means(&x, &Tensor::from_slice(&assign), c as i64).to_kind(Kind::Double))?;
         let a = cosine_matrix(&centroids);

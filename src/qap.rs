@@ -20,7 +20,7 @@
 //! far costlier (O(m^5) a step).
 //!
 //! Measured (examples/bench_qap.rs, one thread, 15 s, standardised dense instances): the
-//! Gilmore-Lawler search certifies c = 10 in at most 0.02 s and c = 15 in 5-11 s; at c = 20 and
+//! Gilmore-Lawler search certifies c = 10 in at most 0.02 s and c = 15 in 1-15 s; at c = 20 and
 //! 25 it stops uncertified - its root bound is about 1.7x the optimum there (e.g. 361 against
 //! 210) and the gap closes only at the end of a depth-first search. Dual ascent lowers the root
 //! bound (to about 330 at c = 20 after 8 steps) but fits 100x fewer nodes into the time. On real

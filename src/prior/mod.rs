@@ -2,13 +2,16 @@
 //! w_i per class, built from the rank order of the classes, and the class proportions alpha.
 //!
 //! Ranks come from the similarity of the class names' vectors (`nominal`, vectors from a
-//! [`encoder::TextEncoder`]) or from the class order (`ordinal`); `sampler` draws the prior
-//! samples S_P that stage III matches.
+//! [`encoder::TextEncoder`]: static word vectors in `word_vectors`, or the sentence encoder
+//! all-MiniLM-L6-v2 in `minilm` with its tokenizer in `wordpiece`) or from the class order
+//! (`ordinal`); `sampler` draws the prior samples S_P that stage III matches.
 pub mod encoder;
+pub mod minilm;
 pub mod nominal;
 pub mod ordinal;
 pub mod sampler;
 pub mod word_vectors;
+pub mod wordpiece;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

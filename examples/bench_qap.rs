@@ -20,10 +20,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tch::{Kind, Tensor};
 use zerolabel::data::features::{l2_normalize, load_features};
-use zerolabel::naming::{cosine_matrix, standardize};
+use zerolabel::naming::qap::{cosine_matrix, standardize};
 use zerolabel::prior::minilm::{default_model_dir, default_templates, MiniLmEncoder};
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
-use zerolabel::qap::{solve, BoundKind, Qap, QapSettings, QapSolution};
+use zerolabel::naming::certified::{solve, BoundKind, Qap, QapSettings, QapSolution};
 use zerolabel::rng::Rng;
 
 #[path = "common/kmeans.rs"]

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use tch::{Kind, Tensor};
 use zerolabel::data::features::{l2_normalize, load_features};
 use zerolabel::eval::{hungarian_accuracy, mean_std};
-use zerolabel::naming::{cosine_matrix, rank_matrix, solve_exact, standardize, NamingProblem};
+use zerolabel::naming::qap::{cosine_matrix, rank_matrix, solve_exact, standardize, NamingProblem};
 use zerolabel::prior::minilm::{default_model_dir, default_templates, MiniLmEncoder};
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
-use zerolabel::qap::{self, Qap, QapSettings};
+use zerolabel::naming::certified::{self, Qap, QapSettings};
 
 #[path = "common/kmeans.rs"]
 mod kmeans;
@@ -84,7 +84,7 @@ fn name(centroids: &[Vec<f64>], classes: &[Vec<f64>], kernel: Kernel) -> Result<
     let a = standardize(&similarity(centroids, kernel));
     let b = standardize(&similarity(classes, kernel));
     let exact = solve_exact(&NamingProblem { cluster_similarity: a.clone(), class_similarity: b.clone(), sizes: None });
-    let certified = qap::solve(&Qap::new(a, b, None)?, &QapSettings { time_limit: Duration::from_secs(60), ..QapSettings::default() });
+    let certified = certified::solve(&Qap::new(a, b, None)?, &QapSettings { time_limit: Duration::from_secs(60), ..QapSettings::default() });
     if !certified.certified_optimal || (certified.score - exact.score).abs() > 1e-7 {
         bail!("QAP solver disagrees with the exact search: {} (certified {}) vs {}", certified.score, certified.certified_optimal, exact.score);
     }

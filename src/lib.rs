@@ -33,7 +33,6 @@ pub mod plot;
 pub mod predict;
 pub mod prior;
 pub mod progress;
-pub mod qap;
 pub mod report;
 pub mod rng;
 pub mod run;

@@ -8,6 +8,7 @@
 //! - `["geometry", "stage3"]`: stage III started from the named centroids.
 //!
 //! Each step receives the previous step's result as its start. No labels enter here.
+pub mod certified;
 pub mod consensus;
 pub mod geometry;
 pub mod kernels;

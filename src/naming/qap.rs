@@ -231,9 +231,22 @@ pub fn solve_local_search(p: &NamingProblem, restarts: usize, seed: u64) -> Nami
     Naming { class_of, score, second_score: None, exact: false }
 }
 
-/// Exact up to `exact_limit` classes, local search above.
+/// Exact up to `exact_limit` classes (enumeration with its runner-up); above, branch and bound
+/// with an upper bound (Gilmore-Lawler or dual ascent, `certified`), whose answer is exact when
+/// the bound meets it within the time limit.
 pub fn solve(p: &NamingProblem, exact_limit: usize, seed: u64) -> Naming {
-    if p.n() <= exact_limit { solve_exact(p) } else { solve_local_search(p, 50, seed) }
+    if p.n() <= exact_limit {
+        return solve_exact(p);
+    }
+    let unary = p.sizes.as_ref().map(|_| (0..p.n()).map(|i| (0..p.n()).map(|k| p.unary(i, k)).collect()).collect());
+    match super::certified::Qap::new(p.cluster_similarity.clone(), p.class_similarity.clone(), unary) {
+        Ok(q) => {
+            let settings = super::certified::QapSettings { seed, ..super::certified::QapSettings::for_size(p.n()) };
+            let s = super::certified::solve(&q, &settings);
+            Naming { score: p.score(&s.permutation), class_of: s.permutation, second_score: None, exact: s.certified_optimal }
+        }
+        Err(_) => solve_local_search(p, 50, seed),
+    }
 }
 
 /// Pairs of classes whose swap in the solution costs less than `threshold` of the score range:

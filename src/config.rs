@@ -44,6 +44,9 @@ pub struct DatasetArgs {
 
 impl DatasetArgs {
     pub fn read(&self, split: Split) -> crate::Result<ImageSet> {
+        if self.limit == Some(0) {
+            return Err(Error::invalid("data.limit", 0, "at least 1 image"));
+        }
         let set = read_dataset(&self.format, &self.data, split, self.folder_size)?;
         Ok(match self.limit {
             Some(n) => set.take(n),
@@ -153,9 +156,47 @@ impl Default for PretrainSettings {
     }
 }
 
+/// A float setting as it will be used: in f32 tensors. It must be finite and in `lo..=hi`, and
+/// survive the conversion to f32 (1e300 passes an f64 finite check, then overflows f32; 1e-50
+/// becomes 0). Checked before any work starts.
+pub fn check_f32(name: &'static str, value: f64, lo: f64, hi: f64, expected: &'static str) -> crate::Result<()> {
+    let as_f32 = value as f32;
+    let survives = as_f32.is_finite() && (value == 0.0 || as_f32 != 0.0);
+    if !(value.is_finite() && survives && value >= lo && value <= hi) {
+        return Err(Error::invalid(name, value, expected));
+    }
+    Ok(())
+}
+
 impl PretrainSettings {
+    /// Every number checked up front (before a `--force` run deletes anything, before reading data).
+    pub fn check(&self) -> crate::Result<()> {
+        check_f32("pretrain.lr", self.lr, 1e-12, 10.0, "a learning rate in [1e-12, 10]")?;
+        check_f32("pretrain.weight_decay", self.weight_decay, 0.0, 100.0, "a weight decay in [0, 100]")?;
+        check_f32("pretrain.temperature", self.temperature, 1e-3, 1e3, "a temperature in [0.001, 1000]")?;
+        check_f32("pretrain.width", self.width, 1e-3, 4.0, "a multiplier in (0, 4]")?;
+        check_f32("pretrain.crop_min_scale", self.crop_min_scale, 1e-6, 1.0, "an area fraction in (0, 1]")?;
+        if self.batch_size < 2 {
+            return Err(Error::invalid("pretrain.batch_size", self.batch_size, "at least 2"));
+        }
+        if self.epochs == 0 || self.epochs > 1_000_000 {
+            return Err(Error::invalid("pretrain.epochs", self.epochs, "between 1 and 1000000"));
+        }
+        if let Some(size) = self.image_size.filter(|s| !(8..=4096).contains(s)) {
+            return Err(Error::invalid("pretrain.image_size", size, "between 8 and 4096"));
+        }
+        if let Some(t) = self.threads.filter(|&t| !(1..=1024).contains(&t)) {
+            return Err(Error::invalid("pretrain.threads", t, "between 1 and 1024"));
+        }
+        if !(1..=256).contains(&self.loader_threads) {
+            return Err(Error::invalid("pretrain.loader_threads", self.loader_threads, "between 1 and 256"));
+        }
+        Ok(())
+    }
+
     /// The backbone and SimCLR parameters for images of this shape on this device, checked.
     pub fn backbone(&self, set: &ImageSet, device: tch::Device) -> Result<(ResNetConfig, SimclrParams)> {
+        self.check()?;
         if !(self.width > 0.0 && self.width <= 4.0) {
             return Err(Error::invalid("width", self.width, "a multiplier in (0, 4]").into());
         }
@@ -379,17 +420,63 @@ impl Default for StageArgs {
 }
 
 impl StageArgs {
+    /// Every number of stages II-III checked up front, in the precision it is used in (f32).
+    pub fn check_numbers(&self) -> crate::Result<()> {
+        let optional = [
+            ("stages.cluster_lr", self.cluster_lr, 1e-12, 1e3, "a learning rate in [1e-12, 1000]"),
+            ("stages.lr", self.lr, 1e-12, 1e3, "a learning rate in [1e-12, 1000]"),
+            ("stages.init_scale", self.init_scale, 1e-12, 1e6, "a scale in [1e-12, 1e6]"),
+            ("stages.grad_clip", self.grad_clip, 1e-12, 1e12, "a norm in [1e-12, 1e12]"),
+            ("stages.epsilon", self.epsilon, 1e-6, 1e6, "a Sinkhorn epsilon in [1e-6, 1e6]"),
+            ("stages.sinkhorn_tol", self.sinkhorn_tol, 1e-12, 1e12, "a tolerance in [1e-12, 1e12]"),
+        ];
+        for (name, value, lo, hi, expected) in optional {
+            if let Some(v) = value {
+                check_f32(name, v, lo, hi, expected)?;
+            }
+        }
+        check_f32("stages.naming_size_weight", self.naming_size_weight, 0.0, 1e6, "a weight in [0, 1e6]")?;
+        if self.seeds == 0 || self.seeds > 100_000 {
+            return Err(Error::invalid("stages.seeds", self.seeds, "between 1 and 100000"));
+        }
+        if self.seed.checked_add(self.seeds as u64).is_none() {
+            return Err(Error::invalid("stages.seed", self.seed, "a first seed that leaves room for the seed count"));
+        }
+        if !(1..=1024).contains(&self.threads) {
+            return Err(Error::invalid("stages.threads", self.threads, "between 1 and 1024"));
+        }
+        if !(1..=2).contains(&self.sinkhorn_threads) {
+            return Err(Error::invalid("stages.sinkhorn_threads", self.sinkhorn_threads, "1 or 2"));
+        }
+        Ok(())
+    }
+
     /// The seeds this run covers: seed, seed+1, ...
     pub fn seed_list(&self) -> Vec<u64> {
         (0..self.seeds as u64).map(|k| self.seed + k).collect()
     }
 }
 
+impl ClassArgs {
+    /// The prior's numbers checked up front, in f32.
+    pub fn check_numbers(&self) -> crate::Result<()> {
+        if let Some(f) = self.weight_floor {
+            check_f32("classes.weight_floor", f, 0.0, 0.999_999, "a value in [0, 1)")?;
+        }
+        for &a in self.class_proportions.iter().flatten() {
+            check_f32("classes.class_proportions", a, 0.0, 1e12, "non-negative finite numbers")?;
+        }
+        if let Some(t) = self.shuffle_tail.filter(|&t| t > 100_000) {
+            return Err(Error::invalid("classes.shuffle_tail", t, "at most 100000"));
+        }
+        Ok(())
+    }
+}
+
 /// The class names, from `--classes` or a file with one name per line.
 pub fn class_names(args: &ClassArgs) -> Result<Vec<String>> {
     let names: Vec<String> = match &args.classes_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::io(path, e))?
+        Some(path) => crate::data::checked::read_text(path)?
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
@@ -409,6 +496,7 @@ pub fn class_names(args: &ClassArgs) -> Result<Vec<String>> {
 
 /// Builds the label prior from the class settings.
 pub fn build_prior(args: &ClassArgs) -> Result<LabelPrior> {
+    args.check_numbers()?;
     let names = class_names(args)?;
     let mut params = match args.preset {
         Preset::Paper => PriorParams::default(),
@@ -435,6 +523,7 @@ pub fn build_prior(args: &ClassArgs) -> Result<LabelPrior> {
 
 /// Turns the stage settings into checked parameters (preset first, then explicit values).
 pub fn pipeline_params(args: &StageArgs, preset: Preset, n_classes: usize) -> Result<PipelineParams> {
+    args.check_numbers()?;
     let mut clustering = ClusteringParams::default_for(n_classes);
     let mut matching = MatchingParams::default();
     if preset == Preset::ReviewCode {
@@ -562,8 +651,51 @@ impl RunConfig {
         let config: RunConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| Error::format(path, format!("{} (with overrides {overrides:?})", e.message())))?;
+        config.check()?;
         Ok(config)
     }
+
+    /// Parses a config's text (no relative-path resolution, no overrides) and checks it; the
+    /// fuzz harness's entry point.
+    pub fn parse(text: &str, path: &Path) -> Result<RunConfig> {
+        let config: RunConfig = toml::from_str(text).map_err(|e: toml::de::Error| Error::format(path, format!("not a valid run config: {}", e.message())))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Everything that can be checked without reading data: the name (it becomes a folder) and
+    /// every number of every stage.
+    pub fn check(&self) -> crate::Result<()> {
+        check_run_name(&self.name)?;
+        self.pretrain.check()?;
+        self.stages.check_numbers()?;
+        self.classes.check_numbers()?;
+        if let Some(size) = self.data.folder_size.filter(|s| !(1..=crate::data::images::MAX_FOLDER_SIZE).contains(s)) {
+            return Err(Error::invalid("data.folder_size", size, "between 1 and 65535 pixels"));
+        }
+        if self.data.limit == Some(0) {
+            return Err(Error::invalid("data.limit", 0, "at least 1 image"));
+        }
+        if self.report.figure_clusters > 1000 {
+            return Err(Error::invalid("report.figure_clusters", self.report.figure_clusters, "at most 1000"));
+        }
+        Ok(())
+    }
+}
+
+/// A run's name becomes the folder `runs/<name>`: it must be one plain folder name, so that it
+/// cannot escape `runs/` (no `..`, no separators, not absolute, not hidden).
+pub fn check_run_name(name: &str) -> crate::Result<()> {
+    let plain = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0', ':'])
+        && !name.chars().any(char::is_control)
+        && Path::new(name).components().count() == 1;
+    if !plain {
+        return Err(Error::invalid("name", format!("{name:?}"), "a plain folder name (letters, digits, '-', '_'; no '/', '..' or leading '.')"));
+    }
+    Ok(())
 }
 
 /// Sets `TABLE.KEY` (or a top-level `KEY`) to a value parsed as TOML, or as a string when it is

@@ -28,7 +28,16 @@ pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device
     if let Some(t) = settings.threads {
         tch::set_num_threads(t);
     }
-    let test = if settings.knn_every > 0 && train.labels.is_some() { dataset.read(Split::Test).ok() } else { None };
+    // A requested monitor whose test split cannot be read is an error, not silently dropped.
+    let test = if settings.knn_every > 0 && train.labels.is_some() {
+        let test = dataset.read(Split::Test).map_err(|e| {
+            anyhow::anyhow!("the kNN monitor (pretrain.knn_every = {}) needs the test split: {e}; fix the data or set pretrain.knn_every = 0", settings.knn_every)
+        })?;
+        crate::data::images::check_same_shape(&train, &test, &dataset.data)?;
+        Some(test)
+    } else {
+        None
+    };
     let knn = test.as_ref().map(|t| KnnMonitor { train: &train, test: t, every: settings.knn_every });
     let opts = PretrainOptions { out, seed: settings.seed, resume, device, quiet, knn, interrupt_after_steps: None };
     Ok(pretrain::pretrain(&train, &config, &params, &opts)?)
@@ -41,6 +50,8 @@ pub fn features_stage(dataset: &DatasetArgs, checkpoint: &Path, device: tch::Dev
     let meta = simclr::read_meta(checkpoint)?;
     let mut model = SimclrModel::new(&meta.backbone, &meta.params, device);
     simclr::load_checkpoint(checkpoint, &mut model, None)?;
+    // Both splits are computed before either file is replaced, then written together.
+    let mut results = Vec::new();
     for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
         let set = dataset.read(split)?;
         if set.channels as i64 != meta.backbone.in_channels {
@@ -49,8 +60,12 @@ pub fn features_stage(dataset: &DatasetArgs, checkpoint: &Path, device: tch::Dev
         let bar = crate::progress::bar(set.count as u64, "Features", quiet);
         let features = simclr::extract_features(&model.backbone, &set, &meta.normalization, meta.params.image_size, device, |n| bar.inc(n as u64));
         bar.finish_and_clear();
-        let path = out.join(format!("{name}.safetensors"));
-        features::save_features(&path, &features, set.labels.as_deref().filter(|l| l.iter().all(|&x| x >= 0)))?;
+        let labels = set.labels.filter(|l| l.iter().all(|&x| x >= 0));
+        results.push((out.join(format!("{name}.safetensors")), features, labels));
+    }
+    let files: Vec<_> = results.iter().map(|(p, f, l)| (p.as_path(), f, l.as_deref())).collect();
+    features::save_features_together(&files)?;
+    for (path, features, _) in &results {
         status("Wrote", &format!("{} ({} x {})", path.display(), features.size()[0], features.size()[1]), quiet);
     }
     Ok(())

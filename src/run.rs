@@ -151,12 +151,6 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let started_unix = unix_now();
     let started = Instant::now();
     let out = &opts.out;
-    if opts.force {
-        let stages_dir = out.join("stages");
-        if stages_dir.exists() {
-            std::fs::remove_dir_all(&stages_dir).map_err(|e| Error::Write { path: stages_dir.clone(), source: e })?;
-        }
-    }
     let device = config.device.resolve()?;
     let device_text = device::describe(device);
     status("Device", &device_text, opts.quiet);
@@ -181,7 +175,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let pretrain_key = stage_key(&pretrain_identity);
     let pretrain_dir = out.join("stages").join(format!("pretrain-{pretrain_key}"));
     let checkpoint = crate::backbone::pretrain::checkpoint_path(&pretrain_dir);
-    let trained_epochs = if checkpoint.exists() { simclr::read_meta(&checkpoint)?.epoch } else { 0 };
+    let trained_epochs = if !opts.force && checkpoint.exists() { simclr::read_meta(&checkpoint)?.epoch } else { 0 };
     if trained_epochs > p.epochs {
         bail!(
             "{}: this backbone was trained for {trained_epochs} epochs, the config asks for {}; use --force to retrain, or another --out",
@@ -205,6 +199,13 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         if let Some(labels) = &test.labels {
             crate::data::features::check_class_count(labels, c, &config.data.data)?;
         }
+    }
+    if opts.force {
+        // Everything is validated before anything is deleted.
+        let train = config.data.read(crate::data::images::Split::Train)?;
+        p.backbone(&train, device)?;
+        drop(train);
+        crate::io::remove_for_rerun(&out.join("stages"), &out.join("model.json"))?;
     }
     let pretrain_dir = stage(out, "pretrain", &pretrain_key, trained_epochs == p.epochs, opts.quiet, &mut stages, |dir| {
         tch::set_num_threads(p.threads.unwrap_or(default_threads));

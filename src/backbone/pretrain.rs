@@ -67,7 +67,7 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         normalization: Normalization::of(set),
     };
     if opts.resume && ckpt.exists() {
-        let saved = simclr::read_meta(&ckpt)?;
+        let saved = simclr::read_checkpoint_meta(&ckpt)?;
         // The epoch budget may grow between runs; everything else must match.
         let same_params = SimclrParams { epochs: params.epochs, ..saved.params.clone() } == *params;
         if saved.backbone != *config || !same_params || saved.seed != opts.seed {
@@ -85,6 +85,8 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         progress::status("Resuming", &format!("{} after epoch {}", ckpt.display(), meta.epoch), opts.quiet);
     }
     let mut log = JsonLines::append(&opts.out.join("pretrain_log.jsonl"))?;
+    // Lines of epochs the checkpoint does not hold (written just before a kill) are redone.
+    log.retain(|line| line.get("epoch").and_then(|e| e.as_u64()).is_none_or(|e| e as usize <= meta.epoch));
     let steps_per_epoch = set.count / params.batch_size;
     let total_steps = steps_per_epoch * params.epochs;
     let (c, s) = (set.channels as i64, params.image_size as i64);
@@ -134,12 +136,14 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
             let accuracy = knn_accuracy(&model, knn, &meta.normalization, params.image_size, opts.device)?;
             line["knn_accuracy"] = json!(accuracy);
         }
-        simclr::save_checkpoint(&ckpt, &model, &adam, &meta)?;
+        // The best model first: a kill between the two files then only repeats this epoch
+        // (deterministically), never leaves a finished epoch without its best model.
+        log.write(&line)?;
+        log.flush()?;
         if improved {
             simclr::save_checkpoint(&best, &model, &adam, &meta)?;
         }
-        log.write(&line)?;
-        log.flush()?;
+        simclr::save_checkpoint(&ckpt, &model, &adam, &meta)?;
         let knn_text = line.get("knn_accuracy").and_then(|v| v.as_f64()).map(|a| format!(", kNN accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
         progress::status("Epoch", &format!("{}/{}: loss {mean_loss:.4}, {:.0} images/s{knn_text}", epoch + 1, params.epochs, images as f64 / seconds), opts.quiet);
     }
@@ -154,5 +158,6 @@ pub fn knn_accuracy(model: &SimclrModel, knn: &KnnMonitor, norm: &Normalization,
     let train = simclr::extract_features(&model.backbone, knn.train, norm, image_size, device, |_| {});
     let test = simclr::extract_features(&model.backbone, knn.test, norm, image_size, device, |_| {});
     let classes = train_labels.iter().chain(test_labels).max().map_or(1, |m| m + 1);
+    simclr::check_knn_memory(train.size()[0], classes)?;
     Ok(simclr::knn_accuracy(&train, train_labels, &test, test_labels, 200, classes))
 }

@@ -163,7 +163,9 @@ pub fn check_f32(name: &'static str, value: f64, lo: f64, hi: f64, expected: &'s
     let as_f32 = value as f32;
     let survives = as_f32.is_finite() && (value == 0.0 || as_f32 != 0.0);
     if !(value.is_finite() && survives && value >= lo && value <= hi) {
-        return Err(Error::invalid(name, value, expected));
+        // 1e300 as "1e300", not as 301 digits.
+        let text = if value.is_finite() && value != 0.0 && (value.abs() >= 1e6 || value.abs() < 1e-4) { format!("{value:e}") } else { value.to_string() };
+        return Err(Error::invalid(name, text, expected));
     }
     Ok(())
 }

@@ -38,12 +38,13 @@ declare -A seen
 while [ "$done_kills" -lt "$kills" ]; do
   cycle=$((cycle + 1))
   out="$work/crash-$cycle"
-  # Kills of one cycle fall at growing moments, so that together they cover every stage.
-  per_cycle=$(( kills - done_kills < 5 ? kills - done_kills : 5 ))
-  for k in $(seq 1 "$per_cycle"); do
-    # A random moment in (0.1, 1.0) of the uninterrupted time, scaled by the kill's slot.
-    frac=$(echo "scale=3; ($RANDOM % 1000) / 1000" | bc)
-    delay=$(echo "scale=3; $full * (0.05 + 0.9 * (($k - 1) + $frac) / $per_cycle) * 0.7" | bc)
+  # Each attempt resumes the last and is killed at a random moment within the uninterrupted
+  # run's time, so successive kills of a cycle land in later and later stages, until an
+  # attempt finishes before its kill; then the cycle's result is compared.
+  while [ "$done_kills" -lt "$kills" ]; do
+    r=$RANDOM  # drawn here: $RANDOM inside $(...) would not advance the parent's sequence
+    frac=$(echo "scale=3; $((r % 1000)) / 1000" | bc)
+    delay=$(echo "scale=3; $full * (0.05 + 0.95 * $frac)" | bc)
     "$bin" run --quiet --config "$work/tiny.toml" --out "$out" >/dev/null 2>>"$work/stderr.log" &
     pid=$!
     sleep "$delay"
@@ -55,7 +56,8 @@ while [ "$done_kills" -lt "$kills" ]; do
       echo "kill $done_kills (cycle $cycle) after ${delay} s, during: $stage"
     else
       wait "$pid" 2>/dev/null || true
-      echo "cycle $cycle: the run finished before the kill at ${delay} s (no kill counted)"
+      echo "cycle $cycle: the resumed run finished before the kill at ${delay} s"
+      break
     fi
     if ! "$tools" check "$out" >"$work/check.log"; then
       cat "$work/check.log"; failures=$((failures + 1))

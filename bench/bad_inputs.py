@@ -159,8 +159,10 @@ def knn(train, test, *extra):
 
 
 def match(train, test, *extra, classes="cat,dog,car"):
-    return ["match", "--train", train, "--test", test, "--classes", classes, "--word-vectors", path("words.txt"), "--out", "{OUT}",
-            "--steps", "5", "--cluster-steps", "5", "--cluster-batch-size", "50", "--batch-size", "50", *extra]
+    defaults = {"--steps": "5", "--cluster-steps": "5", "--cluster-batch-size": "50", "--batch-size": "50"}
+    given = {e.split("=")[0] for e in extra}
+    flags = [f"{k}={v}" for k, v in defaults.items() if k not in given]
+    return ["match", "--train", train, "--test", test, "--classes", classes, "--word-vectors", path("words.txt"), "--out", "{OUT}", *flags, *extra]
 
 
 def prior(*extra):
@@ -420,16 +422,16 @@ def define_cases():
     for flag, value in [("--lr", "1e300"), ("--lr", "nan"), ("--lr", "-1"), ("--lr", "inf"), ("--epsilon", "inf"), ("--epsilon", "1e-320"), ("--steps", "0"), ("--seeds", "0"),
                         ("--batch-size", "1"), ("--threads", "0"), ("--sinkhorn-threads", "3"), ("--cluster-lr", "1e39"), ("--init-scale", "0"), ("--grad-clip", "nan"),
                         ("--naming-size-weight", "-1"), ("--sinkhorn-tol", "-1"), ("--cluster-steps", "0"), ("--prior-pool", "0"), ("--selection-window", "0")]:
-        case("numeric flags", f"match {flag} {value}", m(flag, value))
+        case("numeric flags", f"match {flag}={value}", m(f"{flag}={value}"))
     case("numeric flags", "knn --k 0", knn(good_train, good_test, "--k", "0"))
-    case("numeric flags", "knn --k -5", knn(good_train, good_test, "--k", "-5"))
+    case("numeric flags", "knn --k=-5", knn(good_train, good_test, "--k=-5"))
     case("numeric flags", "pixel-features --pca 100000", ["pixel-features", "--format", "idx", "--data", path("tiny", "data"), "--pca", "100000", "--out", "{OUT}"])
     case("numeric flags", "--max-memory junk", knn(good_train, good_test, "--max-memory", "lots"))
     case("numeric flags", "--max-memory 0", knn(good_train, good_test, "--max-memory", "0"))
     case("numeric flags", "--max-memory 1K for pixel-features", ["pixel-features", "--format", "idx", "--data", path("tiny", "data"), "--pca", "8", "--out", "{OUT}", "--max-memory", "1K"])
     pt = lambda *flags: ["pretrain", "--format", "idx", "--data", path("tiny", "data"), "--out", "{OUT}/pt", "--epochs", "1", "--device", "cpu", *flags]
     for flag, value in [("--lr", "inf"), ("--width", "nan"), ("--temperature", "0"), ("--batch-size", "0"), ("--crop-min-scale", "0"), ("--weight-decay", "-1"), ("--image-size", "2")]:
-        case("numeric flags", f"pretrain {flag} {value}", pt(flag, value))
+        case("numeric flags", f"pretrain {flag}={value}", pt(f"{flag}={value}"))
 
 
 def classify(rc, stderr, elapsed, changed):

@@ -637,7 +637,7 @@ impl RunConfig {
     /// `TABLE.KEY=VALUE` overrides (values in TOML syntax; bare words are taken as strings;
     /// relative paths in overrides are relative to the current folder).
     pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::data::checked::read_text(path)?;
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("not valid TOML: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for (section, key) in [("data", "path"), ("classes", "file"), ("classes", "word_vectors")] {

@@ -63,7 +63,13 @@ pub fn budget() -> (u64, &'static str) {
 /// Human-readable bytes (MiB / GiB).
 pub fn human(bytes: u128) -> String {
     let gib = bytes as f64 / (1u64 << 30) as f64;
-    if gib >= 1.0 { format!("{gib:.1} GiB") } else { format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64) }
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
 }
 
 /// Refuses an allocation of `bytes` for `what` that would exceed the budget; `lower` says which

@@ -42,7 +42,7 @@ fn csv_field(s: &str) -> String {
 /// Classifies the images under `images`; returns the predictions and the files that failed.
 pub fn predict(run: &Path, images: &Path, device: tch::Device, batch_size: usize, quiet: bool) -> Result<(Vec<Prediction>, Vec<(PathBuf, String)>)> {
     let model_path = run.join("model.json");
-    let text = std::fs::read_to_string(&model_path).map_err(|e| Error::io(&model_path, e))?;
+    let text = crate::data::checked::read_text(&model_path)?;
     let model: ModelFile = serde_json::from_str(&text).map_err(|e| Error::format(&model_path, format!("not a zerolabel model file: {e}")))?;
     let checkpoint = run.join(&model.backbone_checkpoint);
     let meta = simclr::read_meta(&checkpoint)?;
@@ -56,7 +56,9 @@ pub fn predict(run: &Path, images: &Path, device: tch::Device, batch_size: usize
     // Regular files only (a FIFO would block), each real path once (symlink loops).
     let (files, skipped) = crate::data::checked::walk_files(images)?;
     if files.is_empty() {
-        bail!("{}: no files to classify", images.display());
+        let why: Vec<String> = skipped.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect();
+        let skipped_text = if why.is_empty() { String::new() } else { format!(" (skipped: {})", why.join("; ")) };
+        bail!("{}: no files to classify{skipped_text}", images.display());
     }
     let feature_dim = meta.backbone.feat_dim();
     if classifier.weight.size().get(1).copied() != Some(feature_dim) || classifier.bias.size() != [classifier.weight.size()[0]] {

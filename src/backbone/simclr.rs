@@ -370,6 +370,7 @@ pub fn parse_meta(text: &str, meta_path: &Path) -> Result<CheckpointMeta> {
 
 /// Loads model weights (and, when given, the optimiser state) from a checkpoint.
 pub fn load_checkpoint(path: &Path, model: &mut SimclrModel, adam: Option<&mut Adam>) -> Result<()> {
+    crate::data::checked::open_regular(path)?; // a FIFO would block libtorch's reader
     let tensors = Tensor::read_safetensors(path).map_err(|e| Error::format(path, format!("not a readable checkpoint: {e}")))?;
     let mut variables = model.vs.variables();
     for (name, target) in variables.iter_mut() {

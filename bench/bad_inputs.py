@@ -437,12 +437,12 @@ def define_cases():
 def classify(rc, stderr, elapsed, changed):
     if rc is None:
         return "hang"
-    if changed:
-        return "damaged"
     if "panicked" in stderr or rc in (101, 134) or rc < 0:
         return "panic"
     if rc == 0:
         return "success"
+    if changed:
+        return "damaged"
     if rc == 2 and stderr.count("error:") == 1:
         return "clean"
     return "other"

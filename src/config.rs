@@ -438,6 +438,20 @@ impl StageArgs {
             }
         }
         check_f32("stages.naming_size_weight", self.naming_size_weight, 0.0, 1e6, "a weight in [0, 1e6]")?;
+        let counts = [
+            ("stages.cluster_steps", self.cluster_steps, 1),
+            ("stages.cluster_batch_size", self.cluster_batch_size, 2),
+            ("stages.steps", self.steps, 1),
+            ("stages.batch_size", self.batch_size, 2),
+            ("stages.sinkhorn_iters", self.sinkhorn_iters, 1),
+            ("stages.selection_window", self.selection_window, 1),
+            ("stages.prior_pool", self.prior_pool, 1),
+        ];
+        for (name, value, least) in counts {
+            if let Some(v) = value.filter(|&v| v < least || v > 100_000_000) {
+                return Err(Error::invalid(name, v, if least == 1 { "between 1 and 1e8" } else { "between 2 and 1e8" }));
+            }
+        }
         if self.seeds == 0 || self.seeds > 100_000 {
             return Err(Error::invalid("stages.seeds", self.seeds, "between 1 and 100000"));
         }

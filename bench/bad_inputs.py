@@ -356,7 +356,7 @@ def define_cases():
     for name in ["../../escape", "/tmp/abs", "a/b", "..", "", ".hidden"]:
         case("configs", f"name = {name!r} (no --out)", ["run", "--config", cfg("name" + str(abs(hash(name))), base.replace('name = "tiny"', "name = %s" % json.dumps(name)))])
     for key, value in [("pretrain.lr", "inf"), ("pretrain.lr", "nan"), ("pretrain.lr", "1e300"), ("pretrain.lr", "-1"), ("pretrain.weight_decay", "nan"),
-                       ("pretrain.temperature", "0"), ("pretrain.width", "0"), ("pretrain.width", "100"), ("pretrain.epochs", "0"), ("pretrain.batch_size", "1"),
+                       ("pretrain.temperature", "0"), ("pretrain.width", "0"), ("pretrain.width", "0.05"), ("pretrain.width", "100"), ("pretrain.epochs", "0"), ("pretrain.batch_size", "1"),
                        ("pretrain.batch_size", "100000"), ("pretrain.image_size", "100000"), ("pretrain.crop_min_scale", "2"), ("pretrain.threads", "0"),
                        ("stages.seeds", "0"), ("stages.lr", "1e300"), ("stages.epsilon", "0"), ("stages.epsilon", "-1"), ("stages.epsilon", "nan"),
                        ("stages.cluster_lr", "inf"), ("stages.sinkhorn_threads", "3"), ("stages.steps", "0"), ("stages.batch_size", "1"),

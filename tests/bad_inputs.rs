@@ -341,7 +341,7 @@ fn class11_requested_knn_monitor_never_silently_dropped() {
     std::fs::write(dir.join("t10k-images-idx3-ubyte"), b"\0\0\x08\x03damaged").unwrap();
     let out = dir.join("out");
     let output = zerolabel(&["pretrain", "--format", "idx", "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--epochs", "1", "--batch-size", "8", "--width", "0.05", "--knn-every", "1", "--device", "cpu", "--precision", "fp32"]);
+        "--epochs", "1", "--batch-size", "8", "--width", "0.125", "--knn-every", "1", "--device", "cpu", "--precision", "fp32"]);
     let e = clean_error(&output, "pretrain with a damaged test split");
     assert!(e.contains("kNN monitor") && e.contains("t10k-images-idx3-ubyte") && e.contains("knn_every"), "{e}");
 }

@@ -12,3 +12,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --release --no-fail-fast "$@"
 fi
+# kill -9 safety, short: a tiny run killed 3 times and resumed must match an uninterrupted one
+# (scripts/crash_test.sh 20 is the full check).
+cargo build --release --bin zerolabel --example crash_tools
+scripts/crash_test.sh 3

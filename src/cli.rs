@@ -28,6 +28,10 @@ pub struct Cli {
     /// No progress bars or status lines (results are still printed).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Memory budget (e.g. 8G, 512M): steps that would need more are refused before they
+    /// allocate [the memory available on this machine; also $ZEROLABEL_MAX_MEMORY].
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,8 +235,27 @@ pub struct PixelFeatureArgs {
     pub out: PathBuf,
 }
 
+/// An error and its causes, each printed once: a cause whose text the message already holds
+/// (an OS error embedded in "cannot read X: ...") is not repeated.
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     let quiet = cli.quiet;
+    if let Some(size) = &cli.max_memory {
+        crate::memory::set_max_memory(Some(crate::memory::parse_size(size)?));
+    }
     match cli.command {
         Command::Prior(args) => cmd_prior(args),
         Command::Match(args) => cmd_match(args, quiet),
@@ -360,14 +383,17 @@ fn cmd_pixel_features(args: PixelFeatureArgs, quiet: bool) -> Result<()> {
     use crate::pixel_features::{pca_features, pixels};
     let train = read_dataset(&args.format, &args.data, Split::Train, None)?;
     let test = read_dataset(&args.format, &args.data, Split::Test, None)?;
+    crate::data::images::check_same_shape(&train, &test, &args.data)?;
+    let values = crate::memory::product(&[train.count + test.count, train.height * train.width * train.channels]);
+    crate::memory::ensure_fits(values * 4 * 3, &format!("the pixels of {} as f32 (and their centred copies)", args.data.display()), "use a smaller dataset")?;
     status("Read", &format!("{} train and {} test images from {}", train.count, test.count, args.data.display()), quiet);
     let (ftrain, ftest) = if args.raw {
         (l2_normalize(&pixels(&train)), l2_normalize(&pixels(&test)))
     } else {
         pca_features(&pixels(&train), &pixels(&test), args.pca)?
     };
-    features::save_features(&args.out.join("train.safetensors"), &ftrain, train.labels.as_deref())?;
-    features::save_features(&args.out.join("test.safetensors"), &ftest, test.labels.as_deref())?;
+    let (train_path, test_path) = (args.out.join("train.safetensors"), args.out.join("test.safetensors"));
+    features::save_features_together(&[(train_path.as_path(), &ftrain, train.labels.as_deref()), (test_path.as_path(), &ftest, test.labels.as_deref())])?;
     let how = if args.raw { "raw pixels".to_string() } else { format!("PCA {}", args.pca) };
     status("Wrote", &format!("{} ({how}, L2-normalised)", args.out.display()), quiet);
     Ok(())
@@ -412,6 +438,7 @@ fn cmd_knn(args: KnnArgs) -> Result<()> {
         return Err(Error::invalid("k", args.k, "at least 1").into());
     }
     let classes = train_labels.iter().chain(test_labels).max().map_or(1, |m| m + 1);
+    simclr::check_knn_memory(train.features.size()[0], classes)?;
     let (train_x, test_x) = if args.centre {
         features::centre_on_train(&train.features, &test.features)
     } else {

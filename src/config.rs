@@ -45,6 +45,9 @@ pub struct DatasetArgs {
 
 impl DatasetArgs {
     pub fn read(&self, split: Split) -> crate::Result<ImageSet> {
+        if self.limit == Some(0) {
+            return Err(Error::invalid("data.limit", 0, "at least 1 image"));
+        }
         let set = read_dataset(&self.format, &self.data, split, self.folder_size)?;
         Ok(match self.limit {
             Some(n) => set.take(n),
@@ -161,6 +164,20 @@ impl Default for PretrainSettings {
     }
 }
 
+/// A float setting as it will be used: in f32 tensors. It must be finite and in `lo..=hi`, and
+/// survive the conversion to f32 (1e300 passes an f64 finite check, then overflows f32; 1e-50
+/// becomes 0). Checked before any work starts.
+pub fn check_f32(name: &'static str, value: f64, lo: f64, hi: f64, expected: &'static str) -> crate::Result<()> {
+    let as_f32 = value as f32;
+    let survives = as_f32.is_finite() && (value == 0.0 || as_f32 != 0.0);
+    if !(value.is_finite() && survives && value >= lo && value <= hi) {
+        // 1e300 as "1e300", not as 301 digits.
+        let text = if value.is_finite() && value != 0.0 && (value.abs() >= 1e6 || value.abs() < 1e-4) { format!("{value:e}") } else { value.to_string() };
+        return Err(Error::invalid(name, text, expected));
+    }
+    Ok(())
+}
+
 impl PretrainSettings {
     /// Sets libtorch's CPU thread count for stage I and feature extraction: `threads`, or
     /// `default` when unset (process-wide, so commands call it once, visibly).
@@ -173,8 +190,36 @@ impl PretrainSettings {
         Ok(())
     }
 
+    /// Every number checked up front (before a `--force` run deletes anything, before reading data).
+    pub fn check(&self) -> crate::Result<()> {
+        check_f32("pretrain.lr", self.lr, 1e-12, 10.0, "a learning rate in [1e-12, 10]")?;
+        check_f32("pretrain.weight_decay", self.weight_decay, 0.0, 100.0, "a weight decay in [0, 100]")?;
+        check_f32("pretrain.temperature", self.temperature, 1e-3, 1e3, "a temperature in [0.001, 1000]")?;
+        // Below 0.1 the first stage has 4-5 channels, which aborts inside libtorch's CPU training
+        // (heap corruption, measured at widths 0.05 and 0.0625): refused instead.
+        check_f32("pretrain.width", self.width, 0.1, 4.0, "a multiplier in [0.1, 4]")?;
+        check_f32("pretrain.crop_min_scale", self.crop_min_scale, 1e-6, 1.0, "an area fraction in (0, 1]")?;
+        if self.batch_size < 2 {
+            return Err(Error::invalid("pretrain.batch_size", self.batch_size, "at least 2"));
+        }
+        if self.epochs == 0 || self.epochs > 1_000_000 {
+            return Err(Error::invalid("pretrain.epochs", self.epochs, "between 1 and 1000000"));
+        }
+        if let Some(size) = self.image_size.filter(|s| !(8..=4096).contains(s)) {
+            return Err(Error::invalid("pretrain.image_size", size, "between 8 and 4096"));
+        }
+        if let Some(t) = self.threads.filter(|&t| !(1..=1024).contains(&t)) {
+            return Err(Error::invalid("pretrain.threads", t, "between 1 and 1024"));
+        }
+        if !(1..=256).contains(&self.loader_threads) {
+            return Err(Error::invalid("pretrain.loader_threads", self.loader_threads, "between 1 and 256"));
+        }
+        Ok(())
+    }
+
     /// The backbone and SimCLR parameters for images of this shape on this device, checked.
     pub fn backbone(&self, set: &ImageSet, device: tch::Device) -> Result<(ResNetConfig, SimclrParams)> {
+        self.check()?;
         if !(self.width > 0.0 && self.width <= 4.0) {
             return Err(Error::invalid("width", self.width, "a multiplier in (0, 4]").into());
         }
@@ -437,17 +482,75 @@ impl Default for StageArgs {
 }
 
 impl StageArgs {
+    /// Every number of stages II-III checked up front, in the precision it is used in (f32).
+    pub fn check_numbers(&self) -> crate::Result<()> {
+        let optional = [
+            ("stages.cluster_lr", self.cluster_lr, 1e-12, 1e3, "a learning rate in [1e-12, 1000]"),
+            ("stages.lr", self.lr, 1e-12, 1e3, "a learning rate in [1e-12, 1000]"),
+            ("stages.init_scale", self.init_scale, 1e-12, 1e6, "a scale in [1e-12, 1e6]"),
+            ("stages.grad_clip", self.grad_clip, 1e-12, 1e12, "a norm in [1e-12, 1e12]"),
+            ("stages.epsilon", self.epsilon, 1e-6, 1e6, "a Sinkhorn epsilon in [1e-6, 1e6]"),
+            ("stages.sinkhorn_tol", self.sinkhorn_tol, 1e-12, 1e12, "a tolerance in [1e-12, 1e12]"),
+        ];
+        for (name, value, lo, hi, expected) in optional {
+            if let Some(v) = value {
+                check_f32(name, v, lo, hi, expected)?;
+            }
+        }
+        check_f32("stages.naming_size_weight", self.naming_size_weight, 0.0, 1e6, "a weight in [0, 1e6]")?;
+        let counts = [
+            ("stages.cluster_steps", self.cluster_steps, 1),
+            ("stages.cluster_batch_size", self.cluster_batch_size, 2),
+            ("stages.steps", self.steps, 1),
+            ("stages.batch_size", self.batch_size, 2),
+            ("stages.sinkhorn_iters", self.sinkhorn_iters, 1),
+            ("stages.selection_window", self.selection_window, 1),
+            ("stages.prior_pool", self.prior_pool, 1),
+        ];
+        for (name, value, least) in counts {
+            if let Some(v) = value.filter(|&v| v < least || v > 100_000_000) {
+                return Err(Error::invalid(name, v, if least == 1 { "between 1 and 1e8" } else { "between 2 and 1e8" }));
+            }
+        }
+        if self.seeds == 0 || self.seeds > 100_000 {
+            return Err(Error::invalid("stages.seeds", self.seeds, "between 1 and 100000"));
+        }
+        if self.seed.checked_add(self.seeds as u64).is_none() {
+            return Err(Error::invalid("stages.seed", self.seed, "a first seed that leaves room for the seed count"));
+        }
+        if !(1..=1024).contains(&self.threads) {
+            return Err(Error::invalid("stages.threads", self.threads, "between 1 and 1024"));
+        }
+        check_f32("stages.naming_trust_threshold", self.naming_trust_threshold, 0.0, 1.0, "a probability in [0, 1]")?;
+        Ok(())
+    }
+
     /// The seeds this run covers: seed, seed+1, ...
     pub fn seed_list(&self) -> Vec<u64> {
         (0..self.seeds as u64).map(|k| self.seed + k).collect()
     }
 }
 
+impl ClassArgs {
+    /// The prior's numbers checked up front, in f32.
+    pub fn check_numbers(&self) -> crate::Result<()> {
+        if let Some(f) = self.weight_floor {
+            check_f32("classes.weight_floor", f, 0.0, 0.999_999, "a value in [0, 1)")?;
+        }
+        for &a in self.class_proportions.iter().flatten() {
+            check_f32("classes.class_proportions", a, 0.0, 1e12, "non-negative finite numbers")?;
+        }
+        if let Some(t) = self.shuffle_tail.filter(|&t| t > 100_000) {
+            return Err(Error::invalid("classes.shuffle_tail", t, "at most 100000"));
+        }
+        Ok(())
+    }
+}
+
 /// The class names, from `--classes` or a file with one name per line.
 pub fn class_names(args: &ClassArgs) -> Result<Vec<String>> {
     let names: Vec<String> = match &args.classes_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Error::io(path, e))?
+        Some(path) => crate::data::checked::read_text(path)?
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
@@ -467,6 +570,7 @@ pub fn class_names(args: &ClassArgs) -> Result<Vec<String>> {
 
 /// Builds the label prior from the class settings.
 pub fn build_prior(args: &ClassArgs) -> Result<LabelPrior> {
+    args.check_numbers()?;
     let names = class_names(args)?;
     let mut params = match args.preset {
         Preset::Paper => PriorParams::default(),
@@ -531,6 +635,7 @@ impl StageArgs {
         if self.naming_init {
             bail!("stages.naming_init (--naming-init) was replaced: use naming = [\"geometry\", \"stage3\"] (--naming geometry,stage3)");
         }
+        self.check_numbers()?;
         if self.seeds == 0 {
             return Err(Error::invalid("seeds", 0, "at least 1").into());
         }
@@ -701,7 +806,7 @@ impl RunConfig {
     /// `TABLE.KEY=VALUE` overrides (values in TOML syntax; bare words are taken as strings;
     /// relative paths in overrides are relative to the current folder).
     pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::data::checked::read_text(path)?;
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::format(path, format!("not valid TOML: {e}")))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let paths = [("data", "path"), ("classes", "file"), ("classes", "word_vectors"), ("classes", "class_vectors"), ("backbone", "torchscript"),
@@ -720,6 +825,7 @@ impl RunConfig {
             .try_into()
             .map_err(|e: toml::de::Error| Error::format(path, format!("{} (with overrides {overrides:?})", e.message())))?;
         config.check_sources().map_err(|e| Error::format(path, e))?;
+        config.check()?;
         Ok(config)
     }
 
@@ -738,6 +844,49 @@ impl RunConfig {
     pub fn dataset(&self) -> crate::Result<&DatasetArgs> {
         self.data.as_ref().ok_or_else(|| Error::invalid("data", "missing", "a [data] table with the images"))
     }
+    /// Parses a config's text (no relative-path resolution, no overrides) and checks it; the
+    /// fuzz harness's entry point.
+    pub fn parse(text: &str, path: &Path) -> Result<RunConfig> {
+        let config: RunConfig = toml::from_str(text).map_err(|e: toml::de::Error| Error::format(path, format!("not a valid run config: {}", e.message())))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Everything that can be checked without reading data: the name (it becomes a folder) and
+    /// every number of every stage.
+    pub fn check(&self) -> crate::Result<()> {
+        check_run_name(&self.name)?;
+        self.pretrain.check()?;
+        self.stages.check_numbers()?;
+        self.classes.check_numbers()?;
+        if let Some(data) = &self.data {
+            if let Some(size) = data.folder_size.filter(|s| !(1..=crate::data::images::MAX_FOLDER_SIZE).contains(s)) {
+                return Err(Error::invalid("data.folder_size", size, "between 1 and 65535 pixels"));
+            }
+            if data.limit == Some(0) {
+                return Err(Error::invalid("data.limit", 0, "at least 1 image"));
+            }
+        }
+        if self.report.figure_clusters > 1000 {
+            return Err(Error::invalid("report.figure_clusters", self.report.figure_clusters, "at most 1000"));
+        }
+        Ok(())
+    }
+}
+
+/// A run's name becomes the folder `runs/<name>`: it must be one plain folder name, so that it
+/// cannot escape `runs/` (no `..`, no separators, not absolute, not hidden).
+pub fn check_run_name(name: &str) -> crate::Result<()> {
+    let plain = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0', ':'])
+        && !name.chars().any(char::is_control)
+        && Path::new(name).components().count() == 1;
+    if !plain {
+        return Err(Error::invalid("name", format!("{name:?}"), "a plain folder name (letters, digits, '-', '_'; no '/', '..' or leading '.')"));
+    }
+    Ok(())
 }
 
 /// Sets `TABLE.KEY` (or a top-level `KEY`) to a value parsed as TOML, or as a string when it is

@@ -31,6 +31,10 @@ pub enum Error {
     #[error("invalid parameter {name} = {value}: expected {expected}")]
     InvalidParam { name: &'static str, value: String, expected: String },
 
+    /// A step would need more memory than the budget (see `crate::memory`).
+    #[error("not enough memory: {0}")]
+    Memory(String),
+
     #[error("device: {0}")]
     Device(String),
 

@@ -162,6 +162,7 @@ impl Classifier {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
+        crate::data::checked::open_regular(path)?; // a FIFO would block libtorch's reader
         let tensors = Tensor::read_safetensors(path)
             .map_err(|e| Error::format(path, format!("not a classifier checkpoint: {e}")))?;
         let get = |name: &str| {

@@ -21,6 +21,13 @@ pub fn pca_features(train: &Tensor, test: &Tensor, dim: usize) -> Result<(Tensor
     if dim == 0 {
         return Ok((l2_normalize(&train_c), l2_normalize(&test_c)));
     }
+    // The covariance is D x D in f64, and the eigendecomposition needs about two more of it:
+    // sized before it is allocated (STL-10's 27648 pixels would ask for 18 GB).
+    crate::memory::ensure_fits(
+        crate::memory::product(&[d as usize, d as usize, 8, 3]),
+        &format!("PCA of {d} pixel values (a {d} x {d} covariance and its eigenvectors)"),
+        "use --pca 0 or --raw (no covariance), or smaller images",
+    )?;
     let xd = train_c.to_kind(Kind::Double);
     let cov = xd.tr().matmul(&xd) / (train.size()[0] as f64 - 1.0);
     let (_, vectors) = cov.linalg_eigh("L"); // ascending eigenvalues

@@ -28,39 +28,10 @@ pub struct Prediction {
     pub confidence: f64,
 }
 
-/// Every file under `root` (or `root` itself), sorted; hidden files and folders are skipped.
-fn list_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
-    if meta.is_file() {
-        return Ok(vec![root.to_path_buf()]);
-    }
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// Decodes an image to `size` x `size` with `channels` channels (1: luminance, 3: RGB).
 fn load(path: &Path, size: usize, channels: usize) -> std::result::Result<Vec<u8>, String> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| format!("not a readable PNG/JPEG image ({e})"))?;
+    let bytes = crate::data::checked::read_file(path).map_err(|e| e.to_string())?;
+    let img = crate::data::images::decode_image(&bytes, path).map_err(|e| e.to_string())?;
     let img = img.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
     Ok(if channels == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() })
 }
@@ -72,7 +43,7 @@ fn csv_field(s: &str) -> String {
 /// Classifies the images under `images`; returns the predictions and the files that failed.
 pub fn predict(run: &Path, images: &Path, device: tch::Device, batch_size: usize, quiet: bool) -> Result<(Vec<Prediction>, Vec<(PathBuf, String)>)> {
     let model_path = crate::layout::RunLayout::new(run).model();
-    let text = std::fs::read_to_string(&model_path).map_err(|e| Error::io(&model_path, e))?;
+    let text = crate::data::checked::read_text(&model_path)?;
     let model: ModelFile = serde_json::from_str(&text).map_err(|e| Error::format(&model_path, format!("not a zerolabel model file: {e}")))?;
     let Some(checkpoint) = model.backbone_checkpoint.as_ref().map(|c| run.join(c)) else {
         bail!(
@@ -85,16 +56,28 @@ pub fn predict(run: &Path, images: &Path, device: tch::Device, batch_size: usize
     let mut backbone = SimclrModel::new(&meta.backbone, &meta.params, device);
     simclr::load_checkpoint(&checkpoint, &mut backbone, None)?;
     let classifier = Classifier::load(&run.join(&model.classifier))?;
-    if classifier.weight.size()[0] as usize != model.classes.len() {
-        bail!("{}: the classifier has {} outputs but model.json names {} classes", model_path.display(), classifier.weight.size()[0], model.classes.len());
+    if classifier.weight.size().first().map(|&c| c as usize) != Some(model.classes.len()) {
+        bail!("{}: the classifier has weight {:?} but model.json names {} classes", model_path.display(), classifier.weight.size(), model.classes.len());
     }
     let (size, channels) = (meta.params.image_size, meta.backbone.in_channels as usize);
-    let files = list_files(images)?;
+    // Regular files only (a FIFO would block), each real path once (symlink loops).
+    let (files, skipped) = crate::data::checked::walk_files(images)?;
     if files.is_empty() {
-        bail!("{}: no files to classify", images.display());
+        let why: Vec<String> = skipped.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect();
+        let skipped_text = if why.is_empty() { String::new() } else { format!(" (skipped: {})", why.join("; ")) };
+        bail!("{}: no files to classify{skipped_text}", images.display());
+    }
+    let feature_dim = meta.backbone.feat_dim();
+    if classifier.weight.size().get(1).copied() != Some(feature_dim) || classifier.bias.size() != [classifier.weight.size()[0]] {
+        bail!(
+            "{}: the classifier has weight {:?} and bias {:?}, but the backbone gives {feature_dim} features",
+            run.join(&model.classifier).display(),
+            classifier.weight.size(),
+            classifier.bias.size()
+        );
     }
     let bar = progress::bar(files.len() as u64, "Predicting", quiet);
-    let (mut predictions, mut failures) = (Vec::new(), Vec::new());
+    let (mut predictions, mut failures) = (Vec::new(), skipped);
     for chunk in files.chunks(batch_size.max(1)) {
         let mut set = ImageSet { pixels: Vec::new(), count: 0, height: size, width: size, channels, labels: None, class_names: vec![] };
         let mut paths = Vec::new();
@@ -126,8 +109,18 @@ pub fn predict(run: &Path, images: &Path, device: tch::Device, batch_size: usize
 
 /// The command: writes `out` as CSV (path, class, confidence) and lists unreadable files.
 pub fn predict_command(run: &Path, images: &Path, out: &Path, device: DeviceChoice, batch_size: usize, quiet: bool) -> Result<()> {
+    if batch_size == 0 {
+        return Err(Error::invalid("batch-size", 0, "at least 1").into());
+    }
     let device = device.resolve()?;
     let (predictions, failures) = predict(run, images, device, batch_size, quiet)?;
+    if predictions.is_empty() {
+        // Checked before writing: an existing CSV is not replaced by an empty one.
+        for (path, why) in &failures {
+            eprintln!("  {}: {why}", path.display());
+        }
+        bail!("{}: none of the {} file(s) is a readable image; {} was not written", images.display(), failures.len(), out.display());
+    }
     let mut csv = String::from("path,class,confidence\n");
     for p in &predictions {
         csv.push_str(&format!("{},{},{:.4}\n", csv_field(&p.path.to_string_lossy()), csv_field(&p.class), p.confidence));
@@ -139,9 +132,6 @@ pub fn predict_command(run: &Path, images: &Path, out: &Path, device: DeviceChoi
         for (path, why) in &failures {
             eprintln!("  {}: {why}", path.display());
         }
-    }
-    if predictions.is_empty() {
-        bail!("{}: none of the {} file(s) is a readable image", images.display(), failures.len());
     }
     Ok(())
 }

@@ -20,7 +20,16 @@ pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device
     let train = dataset.read(Split::Train)?;
     status("Read", &format!("{} training images ({}x{}x{}) from {}", train.count, train.height, train.width, train.channels, dataset.data.display()), quiet);
     let (config, params) = settings.backbone(&train, device)?;
-    let test = if settings.knn_every > 0 && train.labels.is_some() { dataset.read(Split::Test).ok() } else { None };
+    // A requested monitor whose test split cannot be read is an error, not silently dropped.
+    let test = if settings.knn_every > 0 && train.labels.is_some() {
+        let test = dataset.read(Split::Test).map_err(|e| {
+            anyhow::anyhow!("the kNN monitor (pretrain.knn_every = {}) needs the test split: {e}; fix the data or set pretrain.knn_every = 0", settings.knn_every)
+        })?;
+        crate::data::images::check_same_shape(&train, &test, &dataset.data)?;
+        Some(test)
+    } else {
+        None
+    };
     let knn = test.as_ref().map(|t| KnnMonitor { train: &train, test: t, every: settings.knn_every });
     if let Some(m) = settings.max_minutes.filter(|m| !(*m > 0.0)) {
         return Err(Error::invalid("max_minutes", m, "a positive number of minutes").into());
@@ -37,6 +46,8 @@ pub fn features_stage(dataset: &DatasetArgs, checkpoint: &Path, device: tch::Dev
     let meta = simclr::read_meta(checkpoint)?;
     let mut model = SimclrModel::new(&meta.backbone, &meta.params, device);
     simclr::load_checkpoint(checkpoint, &mut model, None)?;
+    // Both splits are computed before either file is replaced, then written together.
+    let mut results = Vec::new();
     for (split, name) in [(Split::Train, "train"), (Split::Test, "test")] {
         let set = dataset.read(split)?;
         if set.channels as i64 != meta.backbone.in_channels {
@@ -47,8 +58,12 @@ pub fn features_stage(dataset: &DatasetArgs, checkpoint: &Path, device: tch::Dev
         let features = simclr::extract_features(&model.backbone, &set, &meta.normalization, meta.params.image_size, device, |n| bar.inc(n as u64));
         bar.finish_and_clear();
         let rate = set.count as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        let path = out.join(format!("{name}.safetensors"));
-        features::save_features(&path, &features, set.labels.as_deref().filter(|l| l.iter().all(|&x| x >= 0)))?;
+        let labels = set.labels.filter(|l| l.iter().all(|&x| x >= 0));
+        results.push((out.join(format!("{name}.safetensors")), features, labels, rate));
+    }
+    let files: Vec<_> = results.iter().map(|(p, f, l, _)| (p.as_path(), f, l.as_deref())).collect();
+    features::save_features_together(&files)?;
+    for (path, features, _, rate) in &results {
         status("Wrote", &format!("{} ({} x {}; {rate:.0} images/s)", path.display(), features.size()[0], features.size()[1]), quiet);
     }
     Ok(())

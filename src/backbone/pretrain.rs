@@ -51,7 +51,7 @@ pub fn best_path(out: &Path) -> PathBuf {
 /// Loads `ckpt` into `model` and `adam` after checking that it was written with the same
 /// backbone, parameters (the epoch budget may grow, except under a cosine schedule) and seed.
 fn resume(ckpt: &Path, model: &mut SimclrModel, adam: &mut Adam, config: &ResNetConfig, params: &SimclrParams, seed: u64) -> Result<CheckpointMeta> {
-    let saved = simclr::read_meta(ckpt)?;
+    let saved = simclr::read_checkpoint_meta(ckpt)?;
     let same_params = SimclrParams { epochs: params.epochs, ..saved.params.clone() } == *params;
     if saved.backbone != *config || !same_params || saved.seed != seed {
         return Err(Error::format(ckpt, "was written with another backbone, parameters or seed; remove it or drop --resume"));
@@ -140,6 +140,8 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         progress::status("Resuming", &format!("{} after epoch {}", ckpt.display(), meta.epoch), opts.quiet);
     }
     let mut log = JsonLines::append(&opts.out.join("pretrain_log.jsonl"))?;
+    // Lines of epochs the checkpoint does not hold (written just before a kill) are redone.
+    log.retain(|line| line.get("epoch").and_then(|e| e.as_u64()).is_none_or(|e| e as usize <= meta.epoch));
     let mut steps_done = 0usize;
     let start_epoch = meta.epoch;
     let invocation_started = std::time::Instant::now();
@@ -161,12 +163,14 @@ pub fn pretrain(set: &ImageSet, config: &ResNetConfig, params: &SimclrParams, op
         if let Some(knn) = opts.knn.as_ref().filter(|k| (epoch + 1) % k.every.max(1) == 0 || epoch + 1 == params.epochs) {
             line["knn_accuracy"] = json!(knn_accuracy(&model, knn, &meta.normalization, params.image_size, opts.device)?);
         }
-        simclr::save_checkpoint(&ckpt, &model, &adam, &meta)?;
+        // The best model first: a kill between the two files then only repeats this epoch
+        // (deterministically), never leaves a finished epoch without its best model.
+        log.write(&line)?;
+        log.flush()?;
         if improved {
             simclr::save_checkpoint(&best, &model, &adam, &meta)?;
         }
-        log.write(&line)?;
-        log.flush()?;
+        simclr::save_checkpoint(&ckpt, &model, &adam, &meta)?;
         let knn_text = line.get("knn_accuracy").and_then(|v| v.as_f64()).map(|a| format!(", kNN accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
         progress::status("Epoch", &format!("{}/{}: loss {:.4}, {rate:.0} images/s{knn_text}", epoch + 1, params.epochs, stats.mean_loss), opts.quiet);
         if let Some(budget) = opts.max_seconds.filter(|_| epoch + 1 < params.epochs) {
@@ -189,5 +193,6 @@ pub fn knn_accuracy(model: &SimclrModel, knn: &KnnMonitor, norm: &Normalization,
     let train = simclr::extract_features(&model.backbone, knn.train, norm, image_size, device, |_| {});
     let test = simclr::extract_features(&model.backbone, knn.test, norm, image_size, device, |_| {});
     let classes = train_labels.iter().chain(test_labels).max().map_or(1, |m| m + 1);
+    simclr::check_knn_memory(train.size()[0], classes)?;
     Ok(simclr::knn_accuracy(&train, train_labels, &test, test_labels, 200, classes))
 }

@@ -277,7 +277,10 @@ impl Adam {
             for (prefix, target) in [("adam.m.", &mut self.m[k]), ("adam.v.", &mut self.v[k])] {
                 let key = format!("{prefix}{name}");
                 let t = tensors.iter().find(|(n, _)| *n == key).ok_or_else(|| Error::format(path, format!("checkpoint lacks '{key}'")))?;
-                tch::no_grad(|| target.copy_(&t.1));
+                if t.1.size() != target.size() {
+                    return Err(Error::format(path, format!("'{key}' has shape {:?}, the optimiser expects {:?}", t.1.size(), target.size())));
+                }
+                tch::no_grad(|| target.f_copy_(&t.1))?;
             }
         }
         Ok(())
@@ -302,19 +305,72 @@ pub fn save_checkpoint(path: &Path, model: &SimclrModel, adam: &Adam, meta: &Che
     let mut named: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named.extend(adam.state());
+    // The metadata also travels inside the tensor file, so that weights and epoch counter are
+    // replaced by one atomic rename: a kill between the two files cannot pair the weights of
+    // one epoch with the counter of another (the JSON sidecar is for readers; resuming trusts
+    // the embedded copy).
+    let meta_json = serde_json::to_vec(meta).map_err(|e| Error::Write { path: path.into(), source: std::io::Error::other(e) })?;
+    named.push((EMBEDDED_META.to_string(), Tensor::from_slice(&meta_json)));
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    crate::io::write_json_atomic(&path.with_extension("json"), meta)?;
-    crate::io::write_safetensors_atomic(path, &refs)
+    crate::io::write_safetensors_atomic(path, &refs)?;
+    crate::io::write_json_atomic(&path.with_extension("json"), meta)
+}
+
+/// The name of the tensor (u8 bytes of JSON) that holds a checkpoint's metadata.
+pub const EMBEDDED_META: &str = "zerolabel.meta_json";
+
+/// The metadata a checkpoint file itself holds (written with its weights by one rename); the
+/// JSON sidecar for checkpoints written before it was embedded.
+pub fn read_checkpoint_meta(path: &Path) -> Result<CheckpointMeta> {
+    let tensors = Tensor::read_safetensors(path).map_err(|e| Error::format(path, format!("not a readable checkpoint: {e}")))?;
+    match tensors.iter().find(|(n, _)| n == EMBEDDED_META) {
+        Some((_, t)) => {
+            let bytes = Vec::<u8>::try_from(t).map_err(|e| Error::format(path, format!("unreadable embedded metadata: {e}")))?;
+            let text = String::from_utf8(bytes).map_err(|_| Error::format(path, "embedded metadata is not UTF-8"))?;
+            parse_meta(&text, path)
+        }
+        None => read_meta(path),
+    }
 }
 
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     let meta_path = path.with_extension("json");
-    let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::format(&meta_path, format!("bad checkpoint metadata: {e}")))
+    parse_meta(&crate::data::checked::read_text(&meta_path)?, &meta_path)
+}
+
+/// Parses and checks checkpoint metadata: the model it describes is built from these numbers,
+/// so a damaged file must be refused here, not met as an allocation failure or a panic.
+pub fn parse_meta(text: &str, meta_path: &Path) -> Result<CheckpointMeta> {
+    let meta: CheckpointMeta =
+        serde_json::from_str(text).map_err(|e| Error::format(meta_path, format!("bad checkpoint metadata: {e}")))?;
+    let bad = |what: &str| Err(Error::format(meta_path, format!("bad checkpoint metadata: {what}")));
+    let b = &meta.backbone;
+    if !(b.width > 0.0 && b.width <= 4.0) {
+        return bad(&format!("backbone width {} (expected a multiplier in (0, 4])", b.width));
+    }
+    if !(1..=4).contains(&b.in_channels) {
+        return bad(&format!("{} input channels (expected 1 to 4)", b.in_channels));
+    }
+    let p = &meta.params;
+    if !(8..=4096).contains(&p.image_size) {
+        return bad(&format!("image size {} (expected 8 to 4096)", p.image_size));
+    }
+    if !(1..=65536).contains(&p.projection_hidden) || !(1..=65536).contains(&p.projection_dim) {
+        return bad(&format!("projection sizes {}/{} (expected 1 to 65536)", p.projection_hidden, p.projection_dim));
+    }
+    let n = &meta.normalization;
+    if n.mean.len() != b.in_channels as usize || n.std.len() != b.in_channels as usize {
+        return bad(&format!("normalisation for {}/{} channels, the backbone takes {}", n.mean.len(), n.std.len(), b.in_channels));
+    }
+    if n.mean.iter().any(|m| !m.is_finite()) || n.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return bad("normalisation mean/std must be finite (std positive)");
+    }
+    Ok(meta)
 }
 
 /// Loads model weights (and, when given, the optimiser state) from a checkpoint.
 pub fn load_checkpoint(path: &Path, model: &mut SimclrModel, adam: Option<&mut Adam>) -> Result<()> {
+    crate::data::checked::open_regular(path)?; // a FIFO would block libtorch's reader
     let tensors = Tensor::read_safetensors(path).map_err(|e| Error::format(path, format!("not a readable checkpoint: {e}")))?;
     let mut variables = model.vs.variables();
     for (name, target) in variables.iter_mut() {
@@ -322,7 +378,7 @@ pub fn load_checkpoint(path: &Path, model: &mut SimclrModel, adam: Option<&mut A
         if t.1.size() != target.size() {
             return Err(Error::format(path, format!("'{name}' has shape {:?}, the model expects {:?}", t.1.size(), target.size())));
         }
-        tch::no_grad(|| target.copy_(&t.1));
+        tch::no_grad(|| target.f_copy_(&t.1))?;
     }
     if let Some(adam) = adam {
         adam.load_state(&tensors, path)?;
@@ -374,6 +430,13 @@ pub fn extract_features(backbone: &ResNet, set: &ImageSet, norm: &Normalization,
         }
     });
     Tensor::cat(&chunks, 0)
+}
+
+/// The memory guard for `knn_accuracy`: a block of 512 test rows against every train row
+/// (similarities and the top-k copy) plus the vote matrix.
+pub fn check_knn_memory(n_train: i64, n_classes: i64) -> Result<()> {
+    let bytes = 512u128 * (n_train.max(0) as u128 * 4 * 3 + n_classes.max(0) as u128 * 4);
+    crate::memory::ensure_fits(bytes, &format!("a kNN block of 512 queries against {n_train} training rows, {n_classes} classes"), "use fewer training features")
 }
 
 /// Weighted kNN accuracy (k neighbours by cosine similarity, votes weighted by exp(sim / 0.1)),

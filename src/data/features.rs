@@ -23,8 +23,35 @@ pub fn load_features(path: &Path, labels_path: Option<&Path>) -> Result<FeatureF
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
     }
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let (n, d, values, mut labels) = if is_npy {
-        let array = npy::read_npy(path)?;
+    let bytes = super::checked::read_file(path)?;
+    let mut file = parse_features(&bytes, path, is_npy)?;
+    if let Some(lp) = labels_path {
+        let labels = read_label_npy(lp)?;
+        let n = file.features.size()[0] as usize;
+        if labels.len() != n {
+            return Err(Error::format(lp, format!("{} labels for {n} feature rows", labels.len())));
+        }
+        file.labels = Some(labels);
+    }
+    Ok(file)
+}
+
+/// Labels in feature files are class indices: negative or absurdly large values are damage,
+/// refused at read time rather than met later as an index out of bounds.
+pub const MAX_LABEL: i64 = 1_000_000;
+
+fn check_label_values(labels: &[i64], source: &Path) -> Result<()> {
+    if let Some((row, bad)) = labels.iter().enumerate().find(|(_, l)| !(0..MAX_LABEL).contains(*l)) {
+        return Err(Error::format(source, format!("label {bad} at row {row} is not a class index (expected 0..{MAX_LABEL})")));
+    }
+    Ok(())
+}
+
+/// Parses the bytes of a feature file (`.npy` when `is_npy`, else safetensors) and checks it:
+/// 2-D, not empty, finite, labels (when present) one per row and class indices.
+pub fn parse_features(bytes: &[u8], path: &Path, is_npy: bool) -> Result<FeatureFile> {
+    let (n, d, values, labels) = if is_npy {
+        let array = npy::parse_npy(bytes, path)?;
         if array.shape.len() != 2 {
             return Err(Error::format(path, format!("features must be a 2-D (N x D) array, got shape {:?}", array.shape)));
         }
@@ -33,7 +60,7 @@ pub fn load_features(path: &Path, labels_path: Option<&Path>) -> Result<FeatureF
         }
         (array.shape[0], array.shape[1], array.to_f32_c_order(), None)
     } else {
-        read_safetensors_features(path)?
+        parse_safetensors_features(bytes, path)?
     };
     if n == 0 || d == 0 {
         return Err(Error::format(path, format!("features are empty: shape ({n}, {d})")));
@@ -41,16 +68,16 @@ pub fn load_features(path: &Path, labels_path: Option<&Path>) -> Result<FeatureF
     if let Some(k) = values.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite { what: format!("features in {}", path.display()), row: k / d, col: k % d });
     }
-    if let Some(lp) = labels_path {
-        labels = Some(read_label_npy(lp)?);
-    }
     if let Some(l) = &labels {
         if l.len() != n {
-            let source = labels_path.unwrap_or(path);
-            return Err(Error::format(source, format!("{} labels for {n} feature rows", l.len())));
+            return Err(Error::format(path, format!("{} labels for {n} feature rows", l.len())));
         }
+        check_label_values(l, path)?;
     }
-    let features = Tensor::from_slice(&values).view([n as i64, d as i64]);
+    if Some(values.len()) != n.checked_mul(d) {
+        return Err(Error::format(path, format!("{} values for shape ({n}, {d})", values.len())));
+    }
+    let features = Tensor::from_slice(&values).f_view([n as i64, d as i64])?;
     Ok(FeatureFile { features, labels })
 }
 
@@ -59,14 +86,15 @@ fn read_label_npy(path: &Path) -> Result<Vec<i64>> {
     if array.shape.len() > 2 || (array.shape.len() == 2 && array.shape[1] != 1) {
         return Err(Error::format(path, format!("labels must have shape (N) or (N, 1), got {:?}", array.shape)));
     }
-    array.to_i64_c_order().ok_or_else(|| Error::format(path, "labels must be integers, got a float array"))
+    let labels = array.to_i64_c_order().ok_or_else(|| Error::format(path, "labels must be integers, got a float array"))?;
+    check_label_values(&labels, path)?;
+    Ok(labels)
 }
 
 type Parsed = (usize, usize, Vec<f32>, Option<Vec<i64>>);
 
-fn read_safetensors_features(path: &Path) -> Result<Parsed> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| {
+fn parse_safetensors_features(bytes: &[u8], path: &Path) -> Result<Parsed> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| {
         Error::format(path, format!("not a safetensors file ({e}); features must be .safetensors or .npy"))
     })?;
     let view = file.tensor("features").map_err(|_| {
@@ -82,7 +110,7 @@ fn read_safetensors_features(path: &Path) -> Result<Parsed> {
         Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32).collect(),
         Dtype::F16 | Dtype::BF16 => {
             let kind = if view.dtype() == Dtype::F16 { tch::Kind::Half } else { tch::Kind::BFloat16 };
-            let t = Tensor::from_data_size(data, &[data.len() as i64 / 2], kind).to_kind(tch::Kind::Float);
+            let t = Tensor::f_from_data_size(data, &[data.len() as i64 / 2], kind)?.f_to_kind(tch::Kind::Float)?;
             Vec::<f32>::try_from(&t)?
         }
         other => return Err(Error::format(path, format!("'features' has dtype {other:?}, expected F32 (or F64/F16/BF16)"))),
@@ -101,6 +129,24 @@ fn read_safetensors_features(path: &Path) -> Result<Parsed> {
         }
     };
     Ok((shape[0], shape[1], values, labels))
+}
+
+/// Writes several feature files so that either all of them are replaced or none: each is
+/// written under a temporary name first, and renamed only when every one was written (a
+/// failure on the test split must not leave a new train file beside an old test file).
+pub fn save_features_together(files: &[(&Path, &Tensor, Option<&[i64]>)]) -> Result<()> {
+    let mut staged = Vec::new();
+    for (path, features, labels) in files {
+        let tmp = crate::io::temporary_path(path);
+        if let Err(e) = save_features(&tmp, features, *labels) {
+            for (t, _) in &staged {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(e);
+        }
+        staged.push((tmp, path.to_path_buf()));
+    }
+    crate::io::rename_all(&staged)
 }
 
 /// Writes features (and labels) in the layout `load_features` reads, atomically.

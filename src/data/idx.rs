@@ -1,7 +1,7 @@
 //! IDX files (MNIST, Fashion-MNIST), gzipped or not: big-endian header with magic
 //! 0x0000080x (x = number of dimensions), then unsigned bytes.
+use super::checked;
 use crate::error::{Error, Result};
-use std::io::Read;
 use std::path::Path;
 
 /// An IDX array of unsigned bytes.
@@ -12,15 +12,15 @@ pub struct IdxArray {
 }
 
 /// Reads an `.idx*-ubyte` file; a `.gz` file (or any file starting with the gzip magic) is
-/// decompressed first.
+/// decompressed first (up to the memory budget).
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
-    let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_idx_file_bytes(checked::read_file(path)?, path)
+}
+
+/// The bytes of an IDX file as stored (raw or gzip); `path` only names the source in errors.
+pub fn parse_idx_file_bytes(raw: Vec<u8>, path: &Path) -> Result<IdxArray> {
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::format(path, format!("corrupt or truncated gzip data: {e}")))?;
-        out
+        checked::inflate_limited(flate2::read::MultiGzDecoder::new(&raw[..]), checked::inflate_limit(), path, "gzip data")?
     } else {
         raw
     };
@@ -41,8 +41,12 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     let shape: Vec<usize> = (0..dims)
         .map(|k| u32::from_be_bytes([bytes[4 + 4 * k], bytes[5 + 4 * k], bytes[6 + 4 * k], bytes[7 + 4 * k]]) as usize)
         .collect();
-    let needed: usize = shape.iter().product();
     let body = &bytes[4 + 4 * dims..];
+    // Checked: 4 x 2^31 x 2^31 must not wrap to a small number.
+    let needed = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::format(path, format!("declared shape {shape:?} is too large (the size overflows)")))?;
     if body.len() < needed {
         return Err(Error::format(path, format!("truncated: shape {shape:?} needs {needed} data bytes, file has {}", body.len())));
     }

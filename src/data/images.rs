@@ -2,7 +2,7 @@
 //!
 //! Every reader validates sizes and headers and names the file and the problem. Labels, where a
 //! format has them, are kept beside the pixels and only ever handed to evaluation.
-use super::{mnist, npz};
+use super::{checked, mnist, npz};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -82,17 +82,40 @@ pub const CIFAR100_SUPERCLASSES: [&str; 20] = [
 ];
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    checked::read_file(path)
 }
 
 fn names_file(path: &Path) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = checked::read_text(path).ok()?;
     let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     (!names.is_empty()).then_some(names)
 }
 
-/// Reads a split of a dataset.
+/// Reads a split of a dataset: the path must exist (a typo names the folder, not a file in
+/// it), and a split without images is an error that says so.
 pub fn read_dataset(format: &DatasetFormat, path: &Path, split: Split, image_size: Option<usize>) -> Result<ImageSet> {
+    checked::require_exists(path, "the dataset folder (or file)")?;
+    let set = read_dataset_unchecked(format, path, split, image_size)?;
+    if set.count == 0 {
+        return Err(Error::format(path, format!("the {split:?} split holds no images (an empty dataset)")));
+    }
+    Ok(set)
+}
+
+/// Train and test split must have the same image shape (features, PCA and the kNN monitor
+/// compare them row by row).
+pub fn check_same_shape(train: &ImageSet, test: &ImageSet, path: &Path) -> Result<()> {
+    let (a, b) = ((train.height, train.width, train.channels), (test.height, test.width, test.channels));
+    if a != b {
+        return Err(Error::format(
+            path,
+            format!("the test images are {}x{}x{} but the training images are {}x{}x{} (height x width x channels); both splits must match", b.0, b.1, b.2, a.0, a.1, a.2),
+        ));
+    }
+    Ok(())
+}
+
+fn read_dataset_unchecked(format: &DatasetFormat, path: &Path, split: Split, image_size: Option<usize>) -> Result<ImageSet> {
     match format {
         DatasetFormat::Cifar10 => read_cifar10(path, split),
         DatasetFormat::Cifar100 => read_cifar100(path, split, false),
@@ -135,17 +158,33 @@ pub fn read_cifar100(dir: &Path, split: Split, coarse: bool) -> Result<ImageSet>
         Split::Unlabeled => return Err(no_split(dir, split, "CIFAR-100")),
     };
     let bytes = read(&file)?;
-    let mut set = empty(32, 32, 3);
-    let mut labels = Vec::new();
-    let classes = if coarse { 20 } else { 100 };
-    planar_records(&bytes, &file, 2, classes, &mut set.pixels, &mut labels, |r| r[if coarse { 0 } else { 1 }] as i64)?;
-    set.count = labels.len();
-    set.labels = Some(labels);
+    let mut set = parse_cifar100_bytes(&bytes, &file, coarse)?;
     set.class_names = if coarse {
         names_file(&dir.join("coarse_label_names.txt")).unwrap_or_else(|| CIFAR100_SUPERCLASSES.map(String::from).to_vec())
     } else {
         names_file(&dir.join("fine_label_names.txt")).unwrap_or_default()
     };
+    Ok(set)
+}
+
+/// The records of one CIFAR-100 file (labels, pixels); class names are left empty.
+pub fn parse_cifar100_bytes(bytes: &[u8], file: &Path, coarse: bool) -> Result<ImageSet> {
+    let mut set = empty(32, 32, 3);
+    let mut labels = Vec::new();
+    let classes = if coarse { 20 } else { 100 };
+    planar_records(bytes, file, 2, classes, &mut set.pixels, &mut labels, |r| r[if coarse { 0 } else { 1 }] as i64)?;
+    set.count = labels.len();
+    set.labels = Some(labels);
+    Ok(set)
+}
+
+/// The records of one CIFAR-10 batch file.
+pub fn parse_cifar10_bytes(bytes: &[u8], file: &Path) -> Result<ImageSet> {
+    let mut set = empty(32, 32, 3);
+    let mut labels = Vec::new();
+    planar_records(bytes, file, 1, 10, &mut set.pixels, &mut labels, |r| r[0] as i64)?;
+    set.count = labels.len();
+    set.labels = Some(labels);
     Ok(set)
 }
 
@@ -193,6 +232,15 @@ pub fn read_stl10(dir: &Path, split: Split) -> Result<ImageSet> {
     };
     let x_path = dir.join(x);
     let bytes = read(&x_path)?;
+    let labels = match y {
+        Some(y) => Some((dir.join(y), read(&dir.join(y))?)),
+        None => None,
+    };
+    parse_stl10_bytes(&bytes, &x_path, labels.as_ref().map(|(p, b)| (p.as_path(), b.as_slice())))
+}
+
+/// STL-10 images (and labels, with their file) from bytes.
+pub fn parse_stl10_bytes(bytes: &[u8], x_path: &Path, y: Option<(&Path, &[u8])>) -> Result<ImageSet> {
     const SIZE: usize = 96 * 96 * 3;
     if bytes.is_empty() || bytes.len() % SIZE != 0 {
         return Err(Error::format(&x_path, format!("size {} is not a multiple of {SIZE} (96x96x3 images)", bytes.len())));
@@ -211,9 +259,7 @@ pub fn read_stl10(dir: &Path, split: Split) -> Result<ImageSet> {
         }
     }
     set.count = count;
-    if let Some(y) = y {
-        let y_path = dir.join(y);
-        let labels = read(&y_path)?;
+    if let Some((y_path, labels)) = y {
         if labels.len() != count {
             return Err(Error::format(&y_path, format!("{} labels for the {count} images of {}", labels.len(), x_path.display())));
         }
@@ -252,12 +298,24 @@ pub fn read_idx_dataset(dir: &Path, split: Split) -> Result<ImageSet> {
 
 /// MedMNIST `.npz`: `{split}_images` (N, H, W) or (N, H, W, 3) u8 and `{split}_labels` (N, 1).
 pub fn read_medmnist(path: &Path, split: Split) -> Result<ImageSet> {
+    if split == Split::Unlabeled {
+        return Err(no_split(path, split, "MedMNIST"));
+    }
+    parse_medmnist(npz::read_npz(path)?, path, split)
+}
+
+/// Labels of a MedMNIST class label are small non-negative integers (the largest MedMNIST
+/// dataset has 11 classes): anything outside 0..MEDMNIST_MAX_CLASSES is damage, refused here
+/// rather than written into feature files and met later as an index out of bounds.
+pub const MEDMNIST_MAX_CLASSES: i64 = 100;
+
+/// The split `split` of the members of a MedMNIST archive.
+pub fn parse_medmnist(members: Vec<(String, super::npy::NpyArray)>, path: &Path, split: Split) -> Result<ImageSet> {
     let name = match split {
         Split::Train => "train",
         Split::Test => "test",
         Split::Unlabeled => return Err(no_split(path, split, "MedMNIST")),
     };
-    let members = npz::read_npz(path)?;
     let get = |key: String| {
         members.iter().find(|(n, _)| *n == key).map(|(_, a)| a).ok_or_else(|| {
             let found: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
@@ -276,44 +334,48 @@ pub fn read_medmnist(path: &Path, split: Split) -> Result<ImageSet> {
     if labels.len() != count {
         return Err(Error::format(path, format!("{} labels for {count} images", labels.len())));
     }
+    if let Some((row, bad)) = labels.iter().enumerate().find(|(_, l)| !(0..MEDMNIST_MAX_CLASSES).contains(*l)) {
+        return Err(Error::format(path, format!("{name}_labels: label {bad} at row {row} is outside 0..{MEDMNIST_MAX_CLASSES}")));
+    }
+    if pixels.len() != count * height * width * channels {
+        return Err(Error::format(path, format!("{name}_images: {} bytes for shape {:?}", pixels.len(), images.shape)));
+    }
     Ok(ImageSet { pixels, count, height, width, channels, labels: Some(labels), class_names: Vec::new() })
 }
 
 /// A folder of PNG/JPEG images of any size, resized to `size` x `size` RGB. Images directly
-/// in the folder have no labels; one subfolder per class gives labels (sorted names).
+/// in the folder have no labels; one subfolder per class gives labels (sorted names). Only
+/// regular files are read (a FIFO would block), each real path once (links to the same file or
+/// folder, symlink loops), and the pixels are sized against the memory budget before decoding.
 pub fn read_folder(dir: &Path, size: usize) -> Result<ImageSet> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut subdirs = Vec::new();
-    let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if path.is_dir() {
-            subdirs.push(path);
-        } else if is_image(&path) {
-            files.push(path);
-        }
+    if size == 0 || size > MAX_FOLDER_SIZE {
+        return Err(Error::invalid("folder_size", size, "between 1 and 65535 pixels"));
     }
-    subdirs.sort();
-    files.sort();
+    let mut visited = checked::Visited::default();
+    visited.first_visit(dir);
+    let (subdirs, files) = folder_entries(dir, &mut visited)?;
     let mut items: Vec<(PathBuf, Option<i64>)> = files.into_iter().map(|p| (p, None)).collect();
     let labelled = items.is_empty() && !subdirs.is_empty();
     let mut class_names = Vec::new();
     if labelled {
         for (k, sub) in subdirs.iter().enumerate() {
             class_names.push(sub.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-            let mut inner: Vec<PathBuf> = std::fs::read_dir(sub)
-                .map_err(|e| Error::io(sub, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| is_image(p))
-                .collect();
-            inner.sort();
+            let (_, inner) = folder_entries(sub, &mut visited)?;
             items.extend(inner.into_iter().map(|p| (p, Some(k as i64))));
         }
     }
     if items.is_empty() {
         return Err(Error::format(dir, "no PNG or JPEG images found (directly, or in one subfolder per class)"));
     }
+    // The pixels, plus one image's resampling buffers (up to 4 f32 channels).
+    let bytes = crate::memory::product(&[items.len(), size, size, 3]);
+    crate::memory::ensure_fits(
+        bytes + crate::memory::product(&[size, size, 16]),
+        &format!("{} images of {size}x{size}x3 from {}", items.len(), dir.display()),
+        "lower data.folder_size (--folder-size) or data.limit",
+    )?;
     let mut set = empty(size, size, 3);
+    set.pixels.reserve(bytes as usize);
     let mut labels = Vec::new();
     for (path, label) in &items {
         set.pixels.extend(load_image_rgb(path, size)?);
@@ -325,35 +387,63 @@ pub fn read_folder(dir: &Path, size: usize) -> Result<ImageSet> {
     Ok(set)
 }
 
+/// The largest side `--folder-size` accepts (the image crate's sizes are u32; the memory guard
+/// refuses far smaller sizes for any real folder).
+pub const MAX_FOLDER_SIZE: usize = 65535;
+
+/// The subfolders and the image files of `dir` (sorted; each real path once). A special file
+/// or an unreadable link with an image name is an error naming it.
+fn folder_entries(dir: &Path, visited: &mut checked::Visited) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut subdirs, mut files) = (Vec::new(), Vec::new());
+    for entry in checked::list_dir(dir)? {
+        match entry {
+            checked::Entry::Dir(p) if visited.first_visit(&p) => subdirs.push(p),
+            checked::Entry::File(p) if is_image(&p) && visited.first_visit(&p) => files.push(p),
+            checked::Entry::Other(p, why) if is_image(&p) => return Err(Error::format(p, why)),
+            _ => {}
+        }
+    }
+    Ok((subdirs, files))
+}
+
 /// The class subfolders of a labelled image folder (sorted), without decoding any image: empty
 /// when the folder holds images directly (no labels).
 pub fn folder_classes(dir: &Path) -> Result<Vec<String>> {
-    let mut subdirs = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let path = entry.map_err(|e| Error::io(dir, e))?.path();
-        if is_image(&path) {
-            return Ok(vec![]);
-        }
-        if path.is_dir() {
-            subdirs.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        }
+    checked::require_exists(dir, "the image folder")?;
+    let mut visited = checked::Visited::default();
+    visited.first_visit(dir);
+    let (subdirs, files) = folder_entries(dir, &mut visited)?;
+    if !files.is_empty() {
+        return Ok(vec![]);
     }
-    subdirs.sort();
-    Ok(subdirs)
+    Ok(subdirs.iter().map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect())
 }
 
 pub fn is_image(path: &Path) -> bool {
     path.extension().map(|e| e.to_string_lossy().to_lowercase()).is_some_and(|e| matches!(e.as_str(), "png" | "jpg" | "jpeg"))
 }
 
+/// Decoder limits: no single image may take more than this (a 100000 x 100000 PNG header
+/// would otherwise ask for 40 GB).
+fn decode_limits() -> image::Limits {
+    let (budget, _) = crate::memory::budget();
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(1 << 15);
+    limits.max_image_height = Some(1 << 15);
+    limits.max_alloc = Some(budget.min(1 << 30));
+    limits
+}
+
+/// Decodes image bytes (PNG/JPEG, format guessed from the content) within the decoder limits.
+pub fn decode_image(bytes: &[u8], path: &Path) -> Result<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::io(path, e))?;
+    reader.limits(decode_limits());
+    reader.decode().map_err(|e| Error::format(path, format!("not a readable PNG/JPEG image: {e}")))
+}
+
 /// Decodes an image file to `size` x `size` RGB bytes (resized with a triangle filter).
 pub fn load_image_rgb(path: &Path, size: usize) -> Result<Vec<u8>> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?
-        .decode()
-        .map_err(|e| Error::format(path, format!("not a readable PNG/JPEG image: {e}")))?;
+    let img = decode_image(&checked::read_file(path)?, path)?;
     let resized = img.resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
     Ok(resized.to_rgb8().into_raw())
 }

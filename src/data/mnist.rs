@@ -15,7 +15,9 @@ pub struct GreyImages {
 fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     for name in [format!("{stem}.gz"), stem.to_string()] {
         let p = dir.join(&name);
-        if p.exists() {
+        // symlink_metadata: a dangling link or a symlink loop is found here and then reported
+        // by the reader as what it is, not as a missing file.
+        if std::fs::symlink_metadata(&p).is_ok() {
             return Ok(p);
         }
     }
@@ -27,6 +29,9 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
 
 /// Reads split `train` or `t10k` from an MNIST-layout folder.
 pub fn read_split(dir: &Path, split: &str) -> Result<GreyImages> {
+    if !dir.is_dir() {
+        return Err(Error::format(dir, "not a folder: an IDX dataset is the folder that holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]"));
+    }
     let image_path = find(dir, &format!("{split}-images-idx3-ubyte"))?;
     let label_path = find(dir, &format!("{split}-labels-idx1-ubyte"))?;
     let images = read_idx(&image_path)?;

@@ -49,7 +49,7 @@ pub struct NpyArray {
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = super::checked::read_file(path)?;
     parse_npy(&bytes, path)
 }
 
@@ -70,7 +70,7 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         }
         v => return Err(bad(format!("unsupported .npy format version {v} (expected 1, 2 or 3)"))),
     };
-    let data_start = header_start + header_len;
+    let data_start = header_start + header_len; // at most 12 + 2^32: no overflow in usize
     if bytes.len() < data_start {
         return Err(bad(format!("truncated .npy header: needs {data_start} bytes, file has {}", bytes.len())));
     }
@@ -95,8 +95,11 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<NpyArray> {
         .map(|s| s.trim_end_matches('L').parse::<usize>())
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|_| bad(format!("bad shape {shape_text} in header")))?;
-    let count: usize = shape.iter().product();
-    let needed = count * dtype.size();
+    if shape.len() > 32 {
+        return Err(bad(format!("{} dimensions in shape {shape_text}; at most 32", shape.len())));
+    }
+    // Checked against overflow and the memory budget before the bytes are copied.
+    let needed = super::checked::declared_bytes(path, &shape, dtype.size())?;
     let available = bytes.len() - data_start;
     if available < needed {
         return Err(bad(format!(
@@ -176,6 +179,10 @@ impl NpyArray {
 fn fortran_to_c<T: Copy + Default>(flat: &[T], shape: &[usize]) -> Vec<T> {
     let n = flat.len();
     let mut out = vec![T::default(); n];
+    if n == 0 {
+        // A zero dimension beside a huge one: nothing to reorder (and no 2^62-step loop).
+        return out;
+    }
     // Strides of the Fortran layout.
     let mut f_strides = vec![1usize; shape.len()];
     for k in 1..shape.len() {

@@ -132,7 +132,11 @@ fn load_kumo(dir: &Path, wanted: &HashSet<String>) -> Result<WordVectors> {
     let mut vectors = HashMap::new();
     for (row, word) in vocabulary.into_iter().enumerate() {
         if wanted.contains(&word) {
-            vectors.insert(word, values[row * dim..(row + 1) * dim].to_vec());
+            let v = values[row * dim..(row + 1) * dim].to_vec();
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(Error::format(&npy_path, format!("row {row} (word '{word}') holds a value that is not a finite number")));
+            }
+            vectors.insert(word, v);
         }
     }
     Ok(WordVectors { dim, source: format!("GloVe 6B {dim}d, {}", dir.display()), vectors })
@@ -178,11 +182,21 @@ fn read_parquet_strings(path: &Path) -> Result<Vec<String>> {
 }
 
 fn load_text(path: &Path, wanted: &HashSet<String>) -> Result<WordVectors> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::data::checked::open_regular(path)?;
+    parse_text_vectors(std::io::BufReader::new(file), path, wanted)
+}
+
+/// Parses GloVe / word2vec text lines, keeping the `wanted` words; `path` names the source.
+/// A value that is not a finite number is an error naming the line: a NaN would give a prior
+/// with arbitrary neighbours.
+pub fn parse_text_vectors(reader: impl BufRead, path: &Path, wanted: &HashSet<String>) -> Result<WordVectors> {
     let mut dim = None;
     let mut vectors = HashMap::new();
-    for (line_no, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
+    for (line_no, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => Error::format(path, format!("line {}: not UTF-8 text", line_no + 1)),
+            _ => Error::io(path, e),
+        })?;
         let mut parts = line.split_whitespace();
         let Some(word) = parts.next() else { continue };
         let rest: Vec<&str> = parts.collect();
@@ -206,6 +220,9 @@ fn load_text(path: &Path, wanted: &HashSet<String>) -> Result<WordVectors> {
                 .map(|s| s.parse::<f32>())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|_| Error::format(path, format!("line {}: a value is not a number", line_no + 1)))?;
+            if let Some(col) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::format(path, format!("line {} (word '{word}'): value {} is not a finite number", line_no + 1, col + 1)));
+            }
             vectors.insert(word.to_string(), v);
         }
     }

@@ -482,11 +482,13 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let (started_unix, started) = (unix_now(), Instant::now());
     let plan = plan(config, opts)?;
     if opts.force {
-        // Only now that every setting is known to be valid.
-        let dir = plan.layout.stages();
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| Error::Write { path: dir.clone(), source: e })?;
+        // Everything is validated before anything is deleted: the stage-I settings against the
+        // training images too.
+        if let (Source::Simclr, Some(data)) = (&plan.source, config.data.as_ref()) {
+            let train = data.read(Split::Train)?;
+            config.pretrain.backbone(&train, plan.device)?;
         }
+        crate::io::remove_for_rerun(&plan.layout.stages(), &plan.layout.model())?;
     }
     status("Device", &device::describe(plan.device), opts.quiet);
     let mut stages = Stages::new(&plan.layout, opts.quiet);

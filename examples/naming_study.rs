@@ -150,21 +150,32 @@ struct Row {
     clusterer: String,
     kernel: String,
     seed: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     naming_accuracy: f64,
     /// Clusters whose name is their majority true class.
+    #[serde(deserialize_with = "nan_if_null")]
     names_right: f64,
     /// Naming by the posterior's marginals (Hungarian on them, reference temperature).
+    #[serde(deserialize_with = "nan_if_null")]
     marginal_naming_accuracy: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     consensus_vote_accuracy: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     consensus_mean_geometry_accuracy: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     consensus_agreement: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     cluster_ceiling: f64,
     /// Label-using diagnostic: share of classes whose true-class mean gets its own name.
+    #[serde(deserialize_with = "nan_if_null")]
     oracle_names_right: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     oracle_accuracy: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     z: f64,
     gap: Option<f64>,
     /// Correlation of the two standardised matrices at the optimum.
+    #[serde(deserialize_with = "nan_if_null")]
     rho: f64,
     /// Mean posterior probability of the chosen names, per temperature in TEMPS.
     mean_map_marginal: Vec<f64>,
@@ -172,6 +183,11 @@ struct Row {
     near_ties: Vec<Vec<String>>,
     /// Stage III accuracies when run for this seed: (paper's, from this naming).
     stage3: Option<(f64, f64)>,
+}
+
+/// NaN is written as null by serde_json; read it back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Option::<f64>::deserialize(d).map(|v| v.unwrap_or(f64::NAN))
 }
 
 fn main() -> Result<()> {

@@ -110,6 +110,27 @@ fn member_means(x: &Tensor, assignments: &Tensor, previous: &Tensor, k: i64) -> 
     means.where_self(&empty.logical_not(), previous)
 }
 
+/// Gives every empty cluster the sample farthest from its own centroid (taken from a cluster
+/// with more than one member), so that no cluster ends empty. `d` (n, k) squared distances.
+fn fill_empty(d: &Tensor, assignments: Tensor, k: usize) -> Result<Tensor> {
+    let mut a = Vec::<i64>::try_from(&assignments)?;
+    let mut counts = vec![0usize; k];
+    a.iter().for_each(|&j| counts[j as usize] += 1);
+    if counts.iter().all(|&n| n > 0) {
+        return Ok(assignments);
+    }
+    let mut own = Vec::<f32>::try_from(d.gather(1, &assignments.unsqueeze(1), false).squeeze_dim(1))?;
+    while let Some(empty) = counts.iter().position(|&n| n == 0) {
+        let donor = (0..a.len()).filter(|&i| counts[a[i] as usize] > 1).max_by(|&i, &j| own[i].total_cmp(&own[j]));
+        let Some(i) = donor else { break };
+        counts[a[i] as usize] -= 1;
+        a[i] = empty as i64;
+        counts[empty] += 1;
+        own[i] = f32::NEG_INFINITY;
+    }
+    Ok(Tensor::from_slice(&a))
+}
+
 /// Fits k-means on `features` ((N, D) f32). Deterministic for a seed.
 pub fn fit(features: &Tensor, params: &KMeansParams, seed: u64) -> Result<KMeans> {
     let n = features.size()[0] as usize;
@@ -122,10 +143,12 @@ pub fn fit(features: &Tensor, params: &KMeansParams, seed: u64) -> Result<KMeans
     let mut best: Option<KMeans> = None;
     for _ in 0..params.restarts.max(1) {
         let mut centroids = plus_plus(&x, &x2, params.k, &mut rng)?;
-        let mut assignments = squared_distances(&x, &x2, &centroids).argmin(1, false);
+        let d = squared_distances(&x, &x2, &centroids);
+        let mut assignments = fill_empty(&d, d.argmin(1, false), params.k)?;
         for _ in 0..params.max_iters {
             centroids = member_means(&x, &assignments, &centroids, params.k as i64);
-            let next = squared_distances(&x, &x2, &centroids).argmin(1, false);
+            let d = squared_distances(&x, &x2, &centroids);
+            let next = fill_empty(&d, d.argmin(1, false), params.k)?;
             let changed = next.ne_tensor(&assignments).any().int64_value(&[]) != 0;
             assignments = next;
             if !changed {
@@ -181,6 +204,20 @@ mod tests {
         assert_eq!(a.assignments, b.assignments);
         let many = fit(&x, &KMeansParams { k: 6, restarts: 8, max_iters: 100 }, 5).unwrap();
         assert!(many.inertia <= a.inertia + 1e-6);
+    }
+
+    #[test]
+    fn no_cluster_ends_empty() {
+        // Many clusters on few distinct points: Lloyd alone leaves clusters empty.
+        let mut rng = Rng::new(4);
+        let rows: Vec<f32> = (0..300).flat_map(|i| { let p = (i % 4) as f32; [p + 1e-3 * rng.normal() as f32, 0.0] }).collect();
+        let x = Tensor::from_slice(&rows).view([300, 2]);
+        for seed in 0..5 {
+            let fit = fit(&x, &KMeansParams { k: 12, restarts: 2, max_iters: 50 }, seed).unwrap();
+            let mut counts = vec![0; 12];
+            fit.assignments.iter().for_each(|&a| counts[a as usize] += 1);
+            assert!(counts.iter().all(|&n| n > 0), "seed {seed}: {counts:?}");
+        }
     }
 
     #[test]

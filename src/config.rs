@@ -430,8 +430,8 @@ pub struct StageArgs {
     #[arg(long, value_enum, default_value = "member-means")]
     pub naming_centres: NamingCentres,
     /// The geometry's names are trusted when the posterior probability of the chosen names
-    /// averages at least this [0.5].
-    #[arg(long, default_value_t = 0.5)]
+    /// averages at least this [0.7, the threshold measured in docs/naming-study.md].
+    #[arg(long, default_value_t = 0.7)]
     pub naming_trust_threshold: f64,
     /// Replaced by `naming = ["geometry", "stage3"]` (`--naming geometry,stage3`).
     #[arg(long, hide = true)]
@@ -474,7 +474,7 @@ impl Default for StageArgs {
             naming_size_weight: 0.0,
             naming_kernel: NamingKernel::CentredCosine,
             naming_centres: NamingCentres::MemberMeans,
-            naming_trust_threshold: 0.5,
+            naming_trust_threshold: 0.7,
             naming_init: false,
             naming_only: false,
         }

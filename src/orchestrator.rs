@@ -34,7 +34,7 @@ pub struct SeedRun {
     pub test_predictions: Vec<i64>,
     /// Nearest-centre cluster of each test sample.
     pub test_clusters: Vec<i64>,
-    /// Test predictions of the geometry naming alone (nearest centre, then its cluster's name).
+    /// Test predictions of the geometry naming alone (the nearest of the centres it named).
     pub naming_predictions: Vec<i64>,
     pub paper_predictions: Option<Vec<i64>>,
     pub cluster_seconds: f64,
@@ -180,7 +180,8 @@ impl<'a> Orchestrator<'a> {
         let match_seconds = t1.elapsed().as_secs_f64();
         let test = data.test.to_device(tch::Device::Cpu);
         let test_clusters = clusters.predict(&data.test);
-        let naming_predictions = test_clusters.iter().map(|&k| geometry.class_of[k as usize] as i64).collect();
+        // The geometry's own classifier: the nearest of the centres it named.
+        let naming_predictions = geometry.classifier.predict(&test);
         Ok(SeedRun {
             seed,
             test_predictions: named.classifier.predict(&test),

@@ -45,7 +45,7 @@ pub struct GeometryParams {
 
 impl Default for GeometryParams {
     fn default() -> Self {
-        GeometryParams { size_weight: 0.0, exact_limit: 10, kernel: NamingKernel::CentredCosine, centres: NamingCentres::MemberMeans, null_draws: 10_000, trust_threshold: 0.5 }
+        GeometryParams { size_weight: 0.0, exact_limit: 10, kernel: NamingKernel::CentredCosine, centres: NamingCentres::MemberMeans, null_draws: 10_000, trust_threshold: 0.7 }
     }
 }
 

@@ -5,9 +5,22 @@
 /// Minimum-cost assignment of rows to columns of a rectangular `cost` (rows <= columns):
 /// returns `col_of_row` and the total cost.
 pub fn min_cost_assignment(cost: &[Vec<f64>]) -> (Vec<usize>, f64) {
+    let (col_of_row, total, _) = min_cost_assignment_with_duals(cost);
+    (col_of_row, total)
+}
+
+/// The dual potentials of a solved assignment: cost[i][j] - row[i] - col[j] >= 0 for every
+/// pair, 0 on the chosen ones (what branch and bound needs to price a forced pair).
+pub struct Duals {
+    pub row: Vec<f64>,
+    pub col: Vec<f64>,
+}
+
+/// `min_cost_assignment` with its dual potentials.
+pub fn min_cost_assignment_with_duals(cost: &[Vec<f64>]) -> (Vec<usize>, f64, Duals) {
     let n = cost.len();
     if n == 0 {
-        return (vec![], 0.0);
+        return (vec![], 0.0, Duals { row: vec![], col: vec![] });
     }
     let m = cost[0].len();
     assert!(n <= m, "min_cost_assignment needs rows <= columns, got {n} x {m}");
@@ -67,7 +80,7 @@ pub fn min_cost_assignment(cost: &[Vec<f64>]) -> (Vec<usize>, f64) {
         }
     }
     let total = col_of_row.iter().enumerate().map(|(i, &j)| cost[i][j]).sum();
-    (col_of_row, total)
+    (col_of_row, total, Duals { row: u[1..].to_vec(), col: v[1..].to_vec() })
 }
 
 /// Maximum-weight assignment (e.g. of a contingency table); rows <= columns.

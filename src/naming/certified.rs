@@ -571,66 +571,12 @@ struct LinearAssignment {
     reduced: Vec<Vec<f64>>,
 }
 
-/// Hungarian algorithm (shortest augmenting paths with potentials, O(n^3)) that also returns
-/// the dual potentials, so that every forced pair's cost increase is known for free.
+/// The Hungarian algorithm of `crate::assignment` with its dual potentials, so that every
+/// forced pair's cost increase is known for free.
 fn min_cost_assignment_with_duals(cost: &[Vec<f64>]) -> LinearAssignment {
+    let (col_of_row, total, duals) = crate::assignment::min_cost_assignment_with_duals(cost);
     let n = cost.len();
-    let inf = f64::INFINITY;
-    // 1-based; p[j] = row matched to column j, column 0 is the augmenting path's root.
-    let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; n + 1]);
-    let (mut p, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
-    for i in 1..=n {
-        p[0] = i;
-        let mut j0 = 0;
-        let mut minv = vec![inf; n + 1];
-        let mut used = vec![false; n + 1];
-        loop {
-            used[j0] = true;
-            let i0 = p[j0];
-            let (mut delta, mut j1) = (inf, 0);
-            for j in 1..=n {
-                if !used[j] {
-                    let cur = cost[i0 - 1][j - 1] - u[i0] - v[j];
-                    if cur < minv[j] {
-                        minv[j] = cur;
-                        way[j] = j0;
-                    }
-                    if minv[j] < delta {
-                        delta = minv[j];
-                        j1 = j;
-                    }
-                }
-            }
-            for j in 0..=n {
-                if used[j] {
-                    u[p[j]] += delta;
-                    v[j] -= delta;
-                } else {
-                    minv[j] -= delta;
-                }
-            }
-            j0 = j1;
-            if p[j0] == 0 {
-                break;
-            }
-        }
-        loop {
-            let j1 = way[j0];
-            p[j0] = p[j1];
-            j0 = j1;
-            if j0 == 0 {
-                break;
-            }
-        }
-    }
-    let mut col_of_row = vec![0; n];
-    for j in 1..=n {
-        if p[j] != 0 {
-            col_of_row[p[j] - 1] = j - 1;
-        }
-    }
-    let total = col_of_row.iter().enumerate().map(|(i, &j)| cost[i][j]).sum();
-    let reduced = (0..n).map(|i| (0..n).map(|j| (cost[i][j] - u[i + 1] - v[j + 1]).max(0.0)).collect()).collect();
+    let reduced = (0..n).map(|i| (0..n).map(|j| (cost[i][j] - duals.row[i] - duals.col[j]).max(0.0)).collect()).collect();
     LinearAssignment { cost: total, col_of_row, reduced }
 }
 

@@ -112,12 +112,14 @@ fn main() -> Result<()> {
     let encoder = MiniLmEncoder::load(&default_model_dir())?;
     let to_f64 = |v: Vec<Vec<f32>>| -> Vec<Vec<f64>> { v.into_iter().map(|r| r.into_iter().map(|x| x as f64).collect()).collect() };
     let one_template = vec!["a photo of a {}.".to_string()];
+    let clip8: Vec<String> = zerolabel::prior::minilm::CLIP_IMAGENET_ENSEMBLE_TEMPLATES.iter().map(|t| t.to_string()).collect();
     let encoders: Vec<(&str, Vec<Vec<f64>>)> = vec![
         ("GloVe 6B 50d, names", glove),
         ("MiniLM, names alone", to_f64(encoder.encode(&names)?)),
         ("MiniLM, 'a photo of a {}.'", to_f64(encoder.encode_classes(&names, &one_template)?)),
         ("MiniLM, first 8 CIFAR templates", to_f64(encoder.encode_classes(&names, &default_templates()[..8])?)),
         ("MiniLM, 18 CIFAR templates", to_f64(encoder.encode_classes(&names, &default_templates())?)),
+        ("MiniLM, CLIP's 8 ImageNet-ensemble templates", to_f64(encoder.encode_classes(&names, &clip8)?)),
     ];
     eprintln!("class vectors ready in {:.1} s", started.elapsed().as_secs_f64());
 

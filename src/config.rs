@@ -407,14 +407,19 @@ pub struct StageArgs {
     /// Stage II method: sinkhorn (the paper's OT clustering) or kmeans (k-means++, 10 restarts).
     #[arg(long, value_enum, default_value = "sinkhorn")]
     pub clustering: ClusteringKind,
-    /// How clusters get their names, as a chain of methods, comma-separated: stage3 (the
-    /// paper), geometry (beyond the paper), or geometry,stage3 (stage III from the named clusters).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "stage3")]
+    /// How clusters get their names, as a chain of methods, comma-separated: geometry (the
+    /// default, the best measured: docs/naming-study.md), stage3 (the paper's, always trained
+    /// beside another chain), or geometry,stage3 (stage III from the named clusters).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "geometry")]
     pub naming: Vec<NamingKind>,
     /// Also train the paper's stage III where the naming chain is another, so that the paper's
     /// method is always reported beside it [true].
     #[arg(long = "no-paper-reference", action = clap::ArgAction::SetFalse)]
     pub paper_reference: bool,
+    /// With several seeds, vote the seeds' geometry names (clusters aligned by their centres);
+    /// with the geometry chain the voted names make the classifier `predict` uses [true].
+    #[arg(long = "no-naming-consensus", action = clap::ArgAction::SetFalse)]
+    pub naming_consensus: bool,
     /// Weight of the cluster-size term in the geometry naming's objective [0].
     #[arg(long, default_value_t = 0.0)]
     pub naming_size_weight: f64,
@@ -469,8 +474,9 @@ impl Default for StageArgs {
             selection_window: None,
             prior_pool: None,
             clustering: ClusteringKind::Sinkhorn,
-            naming: vec![NamingKind::Stage3],
+            naming: vec![NamingKind::Geometry],
             paper_reference: true,
+            naming_consensus: true,
             naming_size_weight: 0.0,
             naming_kernel: NamingKernel::CentredCosine,
             naming_centres: NamingCentres::MemberMeans,
@@ -605,6 +611,10 @@ pub struct StageSettings {
     pub naming: NamingSettings,
     /// Train the paper's stage III beside a naming chain that is not the paper's.
     pub paper_reference: bool,
+    /// Vote the seeds' geometry names after the seeds (a step after stages II-III, so not part
+    /// of their cache key).
+    #[serde(skip)]
+    pub naming_consensus: bool,
 }
 
 impl StageSettings {
@@ -622,6 +632,12 @@ impl StageSettings {
     /// Whether the paper's stage III is trained beside the chain.
     pub fn trains_paper_reference(&self) -> bool {
         self.paper_reference && !self.naming.is_paper()
+    }
+
+    /// Whether some stage III is trained: in the chain, or as the paper's reference beside it
+    /// (what Figure 4B and the matching-loss plot show).
+    pub fn trains_stage3(&self) -> bool {
+        self.naming.chain.contains(&NamingKind::Stage3) || self.trains_paper_reference()
     }
 }
 
@@ -657,7 +673,7 @@ impl StageArgs {
         };
         let naming = NamingSettings { chain: self.naming.clone(), geometry, stage3: matching };
         naming.check()?;
-        Ok(StageSettings { threads: self.threads, clustering, naming, paper_reference: self.paper_reference })
+        Ok(StageSettings { threads: self.threads, clustering, naming, paper_reference: self.paper_reference, naming_consensus: self.naming_consensus })
     }
 
     /// Stage II and III parameters: the preset's values, then the explicit ones.

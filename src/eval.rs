@@ -168,6 +168,8 @@ pub struct Summary {
     pub naming_accuracy: MeanStd,
     /// The paper's stage III beside a chain that is not the paper's.
     pub paper_accuracy: Option<MeanStd>,
+    /// Each seed's clusters named by the vote of all seeds (run's consensus step).
+    pub consensus_accuracy: Option<MeanStd>,
     /// Seeds whose classifier predicts every class at least once.
     pub seeds_without_collapse: usize,
 }
@@ -185,6 +187,7 @@ pub fn summarize(seeds: &[SeedMetrics], n_classes: usize) -> Summary {
         initial_accuracy: pick(|s| s.initial_accuracy),
         naming_accuracy: pick(|s| s.naming_accuracy),
         paper_accuracy: (!paper.is_empty()).then(|| mean_std(&paper)),
+        consensus_accuracy: None,
         seeds_without_collapse: seeds.iter().filter(|s| s.report.predicted_classes == n_classes).count(),
     }
 }

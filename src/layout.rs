@@ -113,6 +113,16 @@ impl SeedsLayout {
         self.seed(seed).join("paper_classifier.safetensors")
     }
 
+    /// `consensus.json`: the seeds' geometry names voted (written when there are several seeds).
+    pub fn consensus(&self) -> PathBuf {
+        self.root.join("consensus.json")
+    }
+
+    /// The seed's clusters named by the consensus of all seeds, as a nearest-centre classifier.
+    pub fn consensus_classifier(&self, seed: u64) -> PathBuf {
+        self.seed(seed).join("consensus_classifier.safetensors")
+    }
+
     pub fn clusters(&self, seed: u64) -> PathBuf {
         self.seed(seed).join("clusters.safetensors")
     }

@@ -221,9 +221,18 @@ impl<'a> Orchestrator<'a> {
         Ok(records)
     }
 
+    /// The L_cgsk stage III classifier Figure 4B compares with L_sk: the chain's own where the
+    /// chain has a stage III, else the paper's reference trained beside it.
+    pub fn cgsk_classifier(&self, layout: &SeedsLayout, seed: u64) -> PathBuf {
+        match self.settings.naming.chain.contains(&NamingKind::Stage3) {
+            true => layout.classifier(seed),
+            false => layout.paper_classifier(seed),
+        }
+    }
+
     /// Figure 4B's second classifier: the paper's stage III with the plain Sinkhorn loss L_sk on
-    /// `record`'s clusters, from the same start as the chain's stage III, into `layout.sk(seed)`
-    /// (reused when present).
+    /// `record`'s clusters, from the same start as the L_cgsk classifier it is compared with,
+    /// into `layout.sk(seed)` (reused when present).
     pub fn sk_classifier(&self, data: &FeatureData, layout: &SeedsLayout, record: &SeedRecord) -> Result<PathBuf> {
         let seed = record.seed;
         let path = layout.sk_classifier(seed);
@@ -235,7 +244,7 @@ impl<'a> Orchestrator<'a> {
         sk.stage3.loss = MatchingLoss::Sk;
         let namer = sk.namer(NamingKind::Stage3)?;
         let ctx = self.context(&data.train, &clusters);
-        let start = (self.settings.naming.chain.first() == Some(&NamingKind::Geometry)).then_some(record.naming_class_of.as_slice());
+        let start = (self.settings.naming.chain == [NamingKind::Geometry, NamingKind::Stage3]).then_some(record.naming_class_of.as_slice());
         let mut log = JsonLines::create(&layout.sk_train_log(seed))?;
         let named = self.name_with(namer.as_ref(), &ctx, start, seed, "sk", &mut log)?;
         named.classifier.save(&path)?;

@@ -74,10 +74,24 @@ fn run_report_rerun_and_predict_on_fashion_mnist_data() {
             assert!(match_dir.join(format!("seed-{seed}/{file}")).exists(), "seed {seed}: no {file}");
         }
         let record = json(&match_dir.join(format!("seed-{seed}/seed.json")));
-        assert_eq!(record["naming_chain"], serde_json::json!(["stage3"]));
+        assert_eq!(record["naming_chain"], serde_json::json!(["geometry"]), "the default names clusters by geometry");
         assert!(record["selection_score"].as_f64().unwrap().is_finite());
     }
-    assert_eq!(json(&out.join("model.json"))["naming"], serde_json::json!(["stage3"]));
+    assert_eq!(json(&out.join("model.json"))["naming"], serde_json::json!(["geometry"]));
+    // Two seeds: their geometry names are voted, and the vote names the model's classifier.
+    let consensus = json(&match_dir.join("consensus.json"));
+    assert_eq!(consensus["seeds"], serde_json::json!([0, 1]));
+    let agreement = consensus["agreement"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&agreement) && consensus["class_of"].as_array().unwrap().len() == 2, "{consensus}");
+    let model = json(&out.join("model.json"));
+    assert_eq!(model["names_by_consensus"], serde_json::json!(true));
+    assert!(model["classifier"].as_str().unwrap().ends_with("consensus_classifier.safetensors"), "{model}");
+    assert!(stdout.contains("names voted over the seeds") && stdout.contains("agreement"), "{stdout}");
+    let voted = metrics["summary"]["consensus_accuracy"]["mean"].as_f64().unwrap();
+    assert_eq!(voted, accuracy, "the headline accuracy is the voted classifier's");
+    // The paper's stage III is trained and reported beside the default.
+    assert!(stdout.contains("the paper's stage III") && stdout.contains("Classifier: naming by geometry"), "{stdout}");
+    assert!(json(&out.join("metrics.json"))["summary"]["paper_accuracy"]["mean"].as_f64().is_some(), "paper's stage III not reported beside the geometry naming");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for section in ["Zero-label classification", "Confusion matrix", "Figure 4A", "Figure 4B", "Naming the clusters", "Stages"] {
         assert!(report.contains(section), "report lacks '{section}'");
@@ -125,17 +139,20 @@ fn run_report_rerun_and_predict_on_fashion_mnist_data() {
     assert_eq!(std::fs::metadata(match_dir.join("seed-0/seed.json")).unwrap().modified().unwrap(), seed0, "seed 0 was recomputed");
     assert!(match_dir.join("seed-2/classifier.safetensors").exists());
 
-    // The geometry naming chain: stages II-III redone, with the paper's stage III beside it.
-    let args = base(&["--set", "stages.naming=[\"geometry\"]"]);
-    let (ok, stdout, stderr) = zerolabel(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(ok, "geometry run failed: {stderr}");
-    assert!(stdout.contains("the paper's stage III") && stdout.contains("Classifier: naming by geometry"), "{stdout}");
+    // The geometry chain (the default): its classifier is the named nearest centroid, the
+    // paper's row is in the report.
     let metrics = json(&out.join("metrics.json"));
-    assert!(metrics["summary"]["paper_accuracy"]["mean"].as_f64().is_some(), "paper's stage III not reported beside the geometry naming");
     let seed0 = &metrics["seeds"][0];
     assert_eq!(seed0["accuracy"], seed0["naming_accuracy"], "the geometry chain's classifier is the named nearest centroid");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("the paper's stage III on the same clusters"), "report lacks the paper's row");
+    // The paper's chain, one setting away: stages II-III redone, no separate reference.
+    let args = base(&["--set", "stages.naming=[\"stage3\"]"]);
+    let (ok, stdout, stderr) = zerolabel(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "paper-chain run failed: {stderr}");
+    assert!(stdout.contains("Classifier: the paper's stage III"), "{stdout}");
+    let model = json(&out.join("model.json"));
+    assert_eq!(model["naming"], serde_json::json!(["stage3"]));
     // The old flags are refused with the new key named.
     let (ok, _, stderr) = zerolabel(&base(&["--set", "stages.naming_only=true"]).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!ok && stderr.contains("naming = [\"geometry\"]"), "{stderr}");

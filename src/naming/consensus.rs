@@ -69,6 +69,47 @@ pub fn mean_aligned_geometry(centroids: &[Vec<Vec<f64>>], alignments: &[Vec<usiz
     mean.into_iter().map(|row| row.into_iter().map(|x| x / seeds).collect()).collect()
 }
 
+/// The consensus of a run's seeds: each seed's clusters aligned to the reference seed's by their
+/// centres, the seeds' geometry names voted, and the vote carried back to every seed's clusters.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct SeedsConsensus {
+    /// The seed whose clusters the vote is expressed in (the run's selected seed).
+    pub reference_seed: u64,
+    pub seeds: Vec<u64>,
+    /// class_of[cluster] of each seed (in `seeds` order) under the consensus.
+    pub class_of: Vec<Vec<usize>>,
+    /// Share of (seed, cluster) pairs whose own name is the consensus name.
+    pub agreement: f64,
+    /// Per cluster of the reference seed, the share of seeds that agree with its consensus name.
+    pub per_cluster_agreement: Vec<f64>,
+}
+
+/// A run's consensus, as `consensus.json` keeps it and the report shows it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct ConsensusRun {
+    #[serde(flatten)]
+    pub consensus: SeedsConsensus,
+    /// Whether `model.json` uses the consensus classifier (the chain is the geometry naming).
+    pub is_model: bool,
+    /// Test accuracy of each seed's consensus classifier (in `consensus.seeds` order); labels
+    /// are read only to report it.
+    pub accuracy: Option<Vec<f64>>,
+}
+
+/// Votes the namings `namings[s]` of clusters with centres `centres[s]` (one entry per seed, in
+/// `seeds` order), in the cluster order of `seeds[reference]`.
+pub fn over_seeds(seeds: &[u64], reference: usize, centres: &[Vec<Vec<f64>>], namings: &[Vec<usize>]) -> SeedsConsensus {
+    let alignments: Vec<Vec<usize>> = centres.iter().map(|c| align_to_reference(&centres[reference], c)).collect();
+    let consensus = vote(namings, &alignments);
+    SeedsConsensus {
+        reference_seed: seeds[reference],
+        seeds: seeds.to_vec(),
+        class_of: alignments.iter().map(|a| names_for_seed(&consensus, a)).collect(),
+        agreement: consensus.agreement,
+        per_cluster_agreement: consensus.per_cluster_agreement,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +135,24 @@ mod tests {
         assert_eq!(consensus.class_of, vec![2, 1, 0]);
         assert!((consensus.agreement - 7.0 / 9.0).abs() < 1e-12, "{}", consensus.agreement);
         assert_eq!(names_for_seed(&consensus, &alignments[1]), vec![0, 2, 1]);
+    }
+
+    #[test]
+    fn seeds_consensus_overrules_a_minority_seed_in_every_seed_order() {
+        // Three seeds cluster the same 4 centres in different orders; seed 11 swaps two names.
+        let mut rng = Rng::new(5);
+        let truth: Vec<Vec<f64>> = (0..4).map(|_| (0..6).map(|_| rng.normal()).collect()).collect();
+        let orders = [vec![0, 1, 2, 3], vec![3, 2, 1, 0], vec![1, 0, 3, 2]];
+        let centres: Vec<Vec<Vec<f64>>> = orders.iter().map(|o| o.iter().map(|&t| truth[t].clone()).collect()).collect();
+        // The true class of the cluster holding centre t is t; seed 11 calls classes 0 and 1 the other way.
+        let mut namings: Vec<Vec<usize>> = orders.to_vec();
+        for class in namings[1].iter_mut() {
+            *class = match *class { 0 => 1, 1 => 0, c => c };
+        }
+        let consensus = over_seeds(&[10, 11, 12], 2, &centres, &namings);
+        assert_eq!(consensus.reference_seed, 12);
+        assert_eq!(consensus.class_of, orders.to_vec(), "every seed gets the majority's names in its own cluster order");
+        assert!((consensus.agreement - 10.0 / 12.0).abs() < 1e-12, "{}", consensus.agreement);
     }
 
     #[test]

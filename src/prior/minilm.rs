@@ -37,6 +37,18 @@ pub const CIFAR_TEMPLATES: [&str; 18] = [
     "a photo of the big {}.",
 ];
 
+/// The 8 templates CLIP's ImageNet prompt-engineering notebook kept for its final ensemble.
+pub const CLIP_IMAGENET_ENSEMBLE_TEMPLATES: [&str; 8] = [
+    "itap of a {}.",
+    "a bad photo of the {}.",
+    "a origami {}.",
+    "a photo of the large {}.",
+    "a {} in a video game.",
+    "art of the {}.",
+    "a photo of the small {}.",
+    "a photo of a {}.",
+];
+
 /// The default templates as owned strings.
 pub fn default_templates() -> Vec<String> {
     CIFAR_TEMPLATES.iter().map(|t| t.to_string()).collect()

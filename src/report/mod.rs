@@ -39,6 +39,8 @@ pub struct ReportData<'a> {
     pub oracle: Option<crate::diagnostics::OracleNaming>,
     /// The geometry naming's kernel, in words.
     pub naming_kernel: String,
+    /// The seeds' geometry names voted, where the run had several seeds.
+    pub consensus: Option<&'a crate::naming::consensus::ConsensusRun>,
 }
 
 /// Training curves as (x, y) points.
@@ -63,6 +65,9 @@ pub fn summary_text(class_names: &[String], naming: &str, s: &Summary, seeds: &[
     let _ = writeln!(t, "| zero-label accuracy (argmax of the classifier, no matching) | {} |", s.accuracy);
     if let Some(paper) = &s.paper_accuracy {
         let _ = writeln!(t, "| the paper's stage III on the same clusters | {paper} |");
+    }
+    if let Some(voted) = &s.consensus_accuracy {
+        let _ = writeln!(t, "| names voted over the seeds (each seed's clusters under the consensus names) | {voted} |");
     }
     let _ = writeln!(t, "| Random baseline (random fC) | {} |", s.random_baseline);
     let _ = writeln!(t, "| classifier at initialisation (before training) | {} |", s.initial_accuracy);
@@ -284,7 +289,7 @@ fn top_class(names: &[String], shares: &[f64]) -> String {
 
 fn figure_4b(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
     let Some(clusters) = &r.figure_4b else {
-        canvas.notes.push(if r.config.report.sk_comparison { "Figure 4B skipped (the naming chain has no stage III)" } else { "Figure 4B skipped ([report] sk_comparison = false)" }.into());
+        canvas.notes.push(if r.config.report.sk_comparison { "Figure 4B skipped (no stage III was trained: the naming chain has none and the paper's reference is off)" } else { "Figure 4B skipped ([report] sk_comparison = false)" }.into());
         return Ok(());
     };
     let names = r.class_names;
@@ -345,6 +350,9 @@ fn naming(canvas: &mut Canvas, r: &ReportData) {
         r.selected_seed,
         if pairs.is_empty() { "none".to_string() } else { pairs.join(", ") }
     );
+    if let Some(c) = r.consensus {
+        consensus_paragraph(md, names, c);
+    }
     if let Some(oracle) = &r.oracle {
         let wrong: Vec<String> = oracle.class_of.iter().enumerate().filter(|(k, c)| k != *c).map(|(k, &c)| format!("{} -> {}", names[k], names[c])).collect();
         let _ = writeln!(
@@ -356,6 +364,22 @@ fn naming(canvas: &mut Canvas, r: &ReportData) {
             if wrong.is_empty() { String::new() } else { format!("; wrong: {}", wrong.join(", ")) }
         );
     }
+}
+
+fn consensus_paragraph(md: &mut String, names: &[String], c: &crate::naming::consensus::ConsensusRun) {
+    let v = &c.consensus;
+    let reference = v.seeds.iter().position(|&s| s == v.reference_seed).unwrap_or(0);
+    let clusters: Vec<String> = v.class_of[reference].iter().zip(&v.per_cluster_agreement).enumerate().map(|(j, (&k, a))| format!("{j}: {} ({:.0}%)", names[k], 100.0 * a)).collect();
+    let _ = writeln!(
+        md,
+        "Consensus over {} seeds: every seed's clusters were aligned to seed {}'s by their centres and the seeds' geometry names voted; the seeds agree on {:.0}% of (seed, cluster) names. Consensus names of seed {}'s clusters (share of seeds agreeing): {}. {}\n",
+        v.seeds.len(),
+        v.reference_seed,
+        100.0 * v.agreement,
+        v.reference_seed,
+        clusters.join(", "),
+        if c.is_model { "The classifier `predict` uses carries these names." } else { "The classifier keeps its own chain's names (the consensus is reported only)." }
+    );
 }
 
 fn files(canvas: &mut Canvas) {

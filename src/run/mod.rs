@@ -9,6 +9,7 @@
 //! last epoch checkpoint and stages II-III from the first unfinished seed. Everything that can be
 //! checked is checked before anything is trained or deleted. `manifest.json` ([`manifest`])
 //! records the configuration, seeds, versions and each stage's wall time and peak memory.
+mod consensus;
 pub mod manifest;
 
 use crate::backbone::pretrain::{best_path, checkpoint_path};
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::eval::{self, SeedMetrics, Summary};
 use crate::io;
 use crate::layout::{RunLayout, SeedsLayout};
+use crate::naming::consensus::ConsensusRun;
 use crate::naming::NamingKind;
 use crate::orchestrator::{self, Orchestrator, SeedRecord};
 use crate::prior::LabelPrior;
@@ -295,8 +297,9 @@ fn name_over_seeds(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData,
 }
 
 /// Figure 4B's L_sk classifier on the selected seed's clusters, where the chain has a stage III.
-fn figure_4b_classifier(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData, (match_key, seeds): (&str, &SeedsLayout), selected: &SeedRecord, stages: &mut Stages) -> Result<Option<PathBuf>> {
-    if !plan.config.report.sk_comparison || !plan.settings.naming.chain.contains(&NamingKind::Stage3) {
+/// Returns (L_sk classifier, the L_cgsk classifier it is compared with).
+fn figure_4b_classifier(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData, (match_key, seeds): (&str, &SeedsLayout), selected: &SeedRecord, stages: &mut Stages) -> Result<Option<(PathBuf, PathBuf)>> {
+    if !plan.config.report.sk_comparison || !plan.settings.trains_stage3() {
         return Ok(None);
     }
     let key = format!("{match_key}/sk-seed-{}", selected.seed);
@@ -308,22 +311,30 @@ fn figure_4b_classifier(plan: &Plan, orchestrator: &Orchestrator, data: &Feature
     if let Some(last) = stages.last_mut() {
         last.name = "match-sk (Figure 4B)".into();
     }
-    Ok(Some(seeds.sk_classifier(selected.seed)))
+    Ok(Some((seeds.sk_classifier(selected.seed), orchestrator.cgsk_classifier(seeds, selected.seed))))
 }
 
 /// `model.json`: the backbone and classifier `zerolabel predict` uses, and why this seed.
-fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: &SeedRecord) -> Result<()> {
+fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: &SeedRecord, consensus: Option<&ConsensusRun>) -> Result<()> {
     let layout = &plan.layout;
+    let by_consensus = consensus.is_some_and(|c| c.is_model);
     let selection = if plan.settings.naming.is_paper() {
         "lowest windowed stage-III training loss over the seeds (no labels)".to_string()
+    } else if by_consensus {
+        format!("{}; the clusters of the seed with the best label-free selection score, named by the vote of all {} seeds", plan.settings.naming.describe(), consensus.map_or(0, |c| c.consensus.seeds.len()))
     } else {
         format!("{}; the seed with the best label-free selection score", plan.settings.naming.describe())
+    };
+    let classifier = match by_consensus {
+        true => seeds.consensus_classifier(selected.seed),
+        false => seeds.classifier(selected.seed),
     };
     let model = json!({
         "classes": plan.prior.class_names,
         "backbone_checkpoint": backbone.best.as_deref().map(|b| layout.relative(b)),
         "features_from": backbone.features_from,
-        "classifier": layout.relative(&seeds.classifier(selected.seed)),
+        "classifier": layout.relative(&classifier),
+        "names_by_consensus": by_consensus,
         "seed": selected.seed,
         "naming": plan.settings.naming.chain,
         "selection": selection,
@@ -332,7 +343,9 @@ fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: 
 }
 
 /// Curves for the report, from the stage I log and each seed's training log.
-fn gather_curves(backbone: &Backbone, seeds: &SeedsLayout, records: &[SeedRecord]) -> Curves {
+/// `chain_stage3`: the chain has its own stage III, whose curve is shown; otherwise the paper's
+/// reference beside it.
+fn gather_curves(backbone: &Backbone, seeds: &SeedsLayout, records: &[SeedRecord], chain_stage3: bool) -> Curves {
     let pre = backbone.pretrain_dir.as_deref().map(|dir| read_jsonl(&RunLayout::pretrain_log(dir))).unwrap_or_default();
     let points = |lines: &[Value], x: &str, y: &str, keep: &dyn Fn(&Value) -> bool| -> Vec<(f64, f64)> {
         lines.iter().filter(|l| keep(l)).filter_map(|l| Some((l.get(x)?.as_f64()?, l.get(y)?.as_f64()?))).collect()
@@ -342,7 +355,7 @@ fn gather_curves(backbone: &Backbone, seeds: &SeedsLayout, records: &[SeedRecord
         pretrain_loss: points(&pre, "epoch", "loss", &|_| true),
         knn_accuracy: points(&pre, "epoch", "knn_accuracy", &|_| true),
         clustering: logs.iter().map(|(seed, l)| (*seed, points(l, "step", "loss", &|v| v["stage"] == "cluster"))).collect(),
-        matching: logs.iter().map(|(seed, l)| (*seed, points(l, "step", "window_mean", &|v| v["stage"] == "match" && v["variant"] != "paper"))).collect(),
+        matching: logs.iter().map(|(seed, l)| (*seed, points(l, "step", "window_mean", &|v| v["stage"] == "match" && (v["variant"] == "paper") != chain_stage3 && v["variant"] != "geometry"))).collect(),
         last_epoch: pre.last().map(|l| (l["loss"].as_f64().unwrap_or(f64::NAN), l["images_per_s"].as_f64().unwrap_or(f64::NAN), l.get("knn_accuracy").and_then(Value::as_f64))),
     }
 }
@@ -361,18 +374,20 @@ struct ReportInputs<'a> {
     records: &'a [SeedRecord],
     summary: Option<&'a Summary>,
     selected: &'a SeedRecord,
-    sk_classifier: Option<&'a Path>,
+    /// Figure 4B's (L_sk, L_cgsk) classifiers.
+    figure_4b: Option<(&'a Path, &'a Path)>,
+    consensus: Option<&'a ConsensusRun>,
 }
 
 fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) -> Result<Vec<String>> {
     let (plan, seed) = (inputs.plan, inputs.selected.seed);
     let classifier = orchestrator::load_classifier(inputs.seeds, seed)?;
     let figure_4a = inputs.data.test_labels.as_deref().map(|labels| diagnostics::figure_4a(&plan.prior, &classifier, &inputs.data.test, labels));
-    let figure_4b = match inputs.sk_classifier {
-        Some(path) => {
+    let figure_4b = match inputs.figure_4b {
+        Some((sk, cgsk)) => {
             let clusters = orchestrator::load_clusters(inputs.seeds, seed, &inputs.data.train)?;
-            let sk = crate::matching::Classifier::load(path)?;
-            Some(diagnostics::figure_4b(&clusters, &sk, &classifier, &inputs.data.test, plan.prior.n_classes(), plan.config.report.figure_clusters))
+            let (sk, cgsk) = (crate::matching::Classifier::load(sk)?, crate::matching::Classifier::load(cgsk)?);
+            Some(diagnostics::figure_4b(&clusters, &sk, &cgsk, &inputs.data.test, plan.prior.n_classes(), plan.config.report.figure_clusters))
         }
         None => None,
     };
@@ -388,37 +403,49 @@ fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) 
         class_names: &plan.prior.class_names,
         backbone: inputs.backbone_meta,
         features_from: inputs.backbone.features_from.clone(),
-        naming: plan.settings.naming.describe(),
+        naming: match inputs.consensus {
+            Some(c) if c.is_model => format!("{}, the names voted over {} seeds", plan.settings.naming.describe(), c.consensus.seeds.len()),
+            _ => plan.settings.naming.describe(),
+        },
         naming_is_paper: plan.settings.naming.is_paper(),
         records: inputs.records,
         summary: inputs.summary,
         selected_seed: seed,
         stages: stage_records,
-        curves: gather_curves(inputs.backbone, inputs.seeds, inputs.records),
+        curves: gather_curves(inputs.backbone, inputs.seeds, inputs.records, plan.settings.naming.chain.contains(&NamingKind::Stage3)),
         figure_4a,
         figure_4b,
+        consensus: inputs.consensus,
     };
     report::write_report(&data, &plan.layout.report(), &plan.layout.plots())
 }
 
 /// The line `run` prints: the accuracy beside the baselines (or why there is none).
-fn headline(plan: &Plan, summary: Option<&Summary>, selected: Option<&SeedRecord>, elapsed_s: f64, reused: usize) -> String {
+fn headline(plan: &Plan, summary: Option<&Summary>, selected: Option<&SeedRecord>, consensus: Option<&ConsensusRun>, elapsed_s: f64, reused: usize) -> String {
+    let by_consensus = consensus.is_some_and(|c| c.is_model);
     let mut text = match summary {
-        Some(s) => format!(
-            "Zero-label accuracy ({}, {} seed(s)): {}% (Random baseline {}%; naming by geometry alone {}%; {}clusters Hungarian-matched {}%)\n",
-            plan.config.name,
-            s.accuracy.n,
-            s.accuracy,
-            s.random_baseline,
-            s.naming_accuracy,
-            s.paper_accuracy.map(|p| format!("the paper's stage III {p}%; ")).unwrap_or_default(),
-            s.cluster_hungarian_accuracy
-        ),
+        Some(s) => {
+            let (what, others) = match by_consensus {
+                true => (", names voted over the seeds", format!("each seed's own geometry names {}%; ", s.naming_accuracy)),
+                false => ("", format!("naming by geometry alone {}%; {}", s.naming_accuracy, s.consensus_accuracy.map(|c| format!("names voted over the seeds {c}%; ")).unwrap_or_default())),
+            };
+            format!(
+                "Zero-label accuracy ({}, {} seed(s){what}): {}% (Random baseline {}%; {others}{}clusters Hungarian-matched {}%)\n",
+                plan.config.name,
+                s.accuracy.n,
+                s.accuracy,
+                s.random_baseline,
+                s.paper_accuracy.map(|p| format!("the paper's stage III {p}%; ")).unwrap_or_default(),
+                s.cluster_hungarian_accuracy
+            )
+        }
         None => "No test labels: the classifier was trained, accuracy was not measured.\n".to_string(),
     };
-    if !plan.settings.naming.is_paper() {
-        text.push_str(&format!("Classifier: {}.\n", plan.settings.naming.describe()));
-    }
+    let vote = match consensus {
+        Some(c) if c.is_model => format!(", its names voted over {} seeds (agreement {:.0}%)", c.consensus.seeds.len(), 100.0 * c.consensus.agreement),
+        _ => String::new(),
+    };
+    text.push_str(&format!("Classifier: {}{vote}.\n", plan.settings.naming.describe()));
     if let Some(sentence) = selected.and_then(|s| report::trust_sentence(s, &plan.prior.class_names)) {
         text.push_str(&format!("{sentence} (seed {}; the report's naming section says more).\n", selected.map_or(0, |s| s.seed)));
     }
@@ -499,10 +526,19 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let orchestrator = Orchestrator::new(&plan.prior, &plan.settings, opts.quiet)?;
     let (match_key, seeds, records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
     let selected = orchestrator::selected_seed(&records).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?;
-    let sk_classifier = figure_4b_classifier(&plan, &orchestrator, &data, (&match_key, &seeds), selected, &mut stages)?;
-    write_model(&plan, &backbone, &seeds, selected)?;
+    let figure_4b = figure_4b_classifier(&plan, &orchestrator, &data, (&match_key, &seeds), selected, &mut stages)?;
+    let consensus = consensus::seeds_consensus(&plan, &seeds, &data, &records, selected)?;
+    write_model(&plan, &backbone, &seeds, selected, consensus.as_ref())?;
     let metrics: Vec<SeedMetrics> = records.iter().filter_map(|r| r.metrics.clone()).collect();
-    let summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
+    let mut summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
+    if let (Some(summary), Some(voted)) = (summary.as_mut(), consensus.as_ref()) {
+        summary.consensus_accuracy = voted.accuracy.as_deref().map(eval::mean_std);
+        if let (true, Some(accuracy)) = (voted.is_model, summary.consensus_accuracy) {
+            // The classifier `predict` uses carries the voted names; each seed's own names stay
+            // in naming_accuracy.
+            summary.accuracy = accuracy;
+        }
+    }
     write_metrics(&plan, &metrics, summary.as_ref(), selected.seed)?;
     let report_started = Instant::now();
     let backbone_meta = backbone.best.as_deref().and_then(|best| simclr::read_meta(best).ok());
@@ -515,13 +551,14 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         records: &records,
         summary: summary.as_ref(),
         selected,
-        sk_classifier: sk_classifier.as_deref(),
+        figure_4b: figure_4b.as_ref().map(|(sk, cgsk)| (sk.as_path(), cgsk.as_path())),
+        consensus: consensus.as_ref(),
     };
     let report_notes = write_report(&inputs, &stages.records)?;
     stages.record_uncached("report", PathBuf::from("report.md"), report_started);
     let timing = (started_unix, started.elapsed().as_secs_f64());
     write_manifest(&plan, opts, &backbone, backbone_meta.as_ref(), &stages.records, selected.seed, summary.as_ref(), &report_notes, timing)?;
     let reused = stages.records.iter().filter(|s| s.reused).count();
-    Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), Some(selected), started.elapsed().as_secs_f64(), reused) })
+    Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), Some(selected), consensus.as_ref(), started.elapsed().as_secs_f64(), reused) })
 }
 

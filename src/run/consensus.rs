@@ -1,0 +1,54 @@
+//! The consensus step of `zerolabel run` (issue 13, item 3): the seeds' geometry names voted in
+//! the selected seed's cluster order, a nearest-centre classifier per seed under the vote, and
+//! `consensus.json`. With the geometry chain the consensus classifier is the one `predict` uses.
+use super::Plan;
+use crate::eval;
+use crate::io;
+use crate::layout::SeedsLayout;
+use crate::matching::nearest_centroid_classifier;
+use crate::naming::consensus::{self, ConsensusRun};
+use crate::naming::{named_centroids, NamingCentres, NamingKind};
+use crate::orchestrator::{self, SeedRecord};
+use crate::stages::FeatureData;
+use anyhow::Result;
+use tch::{Device, Kind, Tensor};
+
+/// Votes, writes each seed's consensus classifier and `consensus.json`; None with one seed or
+/// with `naming_consensus = false`.
+pub(super) fn seeds_consensus(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, records: &[SeedRecord], selected: &SeedRecord) -> Result<Option<ConsensusRun>> {
+    if records.len() < 2 || !plan.settings.naming_consensus {
+        return Ok(None);
+    }
+    let centres = records.iter().map(|r| naming_centres(plan, seeds, data, r.seed)).collect::<Result<Vec<_>>>()?;
+    let rows = centres.iter().map(|c| Vec::<Vec<f64>>::try_from(c.to_kind(Kind::Double))).collect::<std::result::Result<Vec<_>, _>>()?;
+    let namings: Vec<Vec<usize>> = records.iter().map(|r| r.naming_class_of.clone()).collect();
+    let seed_list: Vec<u64> = records.iter().map(|r| r.seed).collect();
+    let reference = seed_list.iter().position(|&s| s == selected.seed).unwrap_or(0);
+    let consensus = consensus::over_seeds(&seed_list, reference, &rows, &namings);
+    let test = data.test.to_device(Device::Cpu);
+    let mut accuracy = Vec::new();
+    for ((&seed, centres), class_of) in seed_list.iter().zip(&centres).zip(&consensus.class_of) {
+        let classifier = nearest_centroid_classifier(&named_centroids(centres, class_of));
+        classifier.save(&seeds.consensus_classifier(seed))?;
+        if let Some(labels) = data.test_labels.as_deref() {
+            accuracy.push(eval::classification_report(&classifier.predict(&test), labels, plan.prior.n_classes()).accuracy);
+        }
+    }
+    let run = ConsensusRun {
+        consensus,
+        is_model: plan.settings.naming.chain == [NamingKind::Geometry],
+        accuracy: data.test_labels.is_some().then_some(accuracy),
+    };
+    io::write_json_atomic(&seeds.consensus(), &run)?;
+    Ok(Some(run))
+}
+
+/// The centres the geometry naming compared for `seed` (member means, or the learned centres).
+fn naming_centres(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, seed: u64) -> Result<Tensor> {
+    let clusters = orchestrator::load_clusters(seeds, seed, &data.train)?;
+    let centres = match plan.settings.naming.geometry.centres {
+        NamingCentres::Learned => clusters.centres(),
+        NamingCentres::MemberMeans => &clusters.member_means,
+    };
+    Ok(centres.to_device(Device::Cpu).to_kind(Kind::Float))
+}

@@ -147,6 +147,19 @@ pub struct SeedMetrics {
     pub match_seconds: f64,
 }
 
+impl SeedMetrics {
+    /// The classifier's metrics from other test predictions (e.g. the seed's clusters under the
+    /// names voted over the seeds); the clusters' and the naming's own metrics stay.
+    pub fn with_classifier_predictions(mut self, pred: &[i64], labels: &[i64], n_classes: usize) -> Self {
+        self.report = classification_report(pred, labels, n_classes);
+        self.accuracy = self.report.accuracy;
+        self.classifier_hungarian_accuracy = hungarian_accuracy(pred, labels, n_classes, n_classes);
+        self.classifier_nmi = nmi(pred, labels, n_classes, n_classes);
+        self.classifier_ari = ari(pred, labels, n_classes, n_classes);
+        self
+    }
+}
+
 /// Accuracy of a random fC drawn from the seed's own stream (the paper's "Random").
 pub fn random_baseline(test: &tch::Tensor, labels: &[i64], n_classes: usize, seed: u64) -> f64 {
     let d = test.size()[1] as usize;

@@ -94,6 +94,13 @@ pub struct ConsensusRun {
     /// Test accuracy of each seed's consensus classifier (in `consensus.seeds` order); labels
     /// are read only to report it.
     pub accuracy: Option<Vec<f64>>,
+    /// The label-free trust of the voted names of the reference seed's clusters (the same
+    /// posterior over namings as each seed's own names), where they name the model.
+    #[serde(default)]
+    pub trust: Option<crate::naming::NameTrust>,
+    /// Each seed's test predictions under the vote (not saved: the classifiers are).
+    #[serde(skip)]
+    pub test_predictions: Vec<Vec<i64>>,
 }
 
 /// Votes the namings `namings[s]` of clusters with centres `centres[s]` (one entry per seed, in

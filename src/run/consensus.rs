@@ -7,7 +7,7 @@ use crate::io;
 use crate::layout::SeedsLayout;
 use crate::matching::nearest_centroid_classifier;
 use crate::naming::consensus::{self, ConsensusRun};
-use crate::naming::{named_centroids, NamingCentres, NamingKind};
+use crate::naming::{named_centroids, GeometryNamer, NamingCentres, NamingKind};
 use crate::orchestrator::{self, SeedRecord};
 use crate::stages::FeatureData;
 use anyhow::Result;
@@ -15,40 +15,45 @@ use tch::{Device, Kind, Tensor};
 
 /// Votes, writes each seed's consensus classifier and `consensus.json`; None with one seed or
 /// with `naming_consensus = false`.
-pub(super) fn seeds_consensus(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, records: &[SeedRecord], selected: &SeedRecord) -> Result<Option<ConsensusRun>> {
+pub(super) fn seeds_consensus(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, records: &[SeedRecord], selected_seed: u64) -> Result<Option<ConsensusRun>> {
     if records.len() < 2 || !plan.settings.naming_consensus {
         return Ok(None);
     }
-    let centres = records.iter().map(|r| naming_centres(plan, seeds, data, r.seed)).collect::<Result<Vec<_>>>()?;
+    let (centres, sizes): (Vec<Tensor>, Vec<Vec<usize>>) = records.iter().map(|r| naming_centres(plan, seeds, data, r.seed)).collect::<Result<Vec<_>>>()?.into_iter().unzip();
     let rows = centres.iter().map(|c| Vec::<Vec<f64>>::try_from(c.to_kind(Kind::Double))).collect::<std::result::Result<Vec<_>, _>>()?;
     let namings: Vec<Vec<usize>> = records.iter().map(|r| r.naming_class_of.clone()).collect();
     let seed_list: Vec<u64> = records.iter().map(|r| r.seed).collect();
-    let reference = seed_list.iter().position(|&s| s == selected.seed).unwrap_or(0);
+    let reference = seed_list.iter().position(|&s| s == selected_seed).unwrap_or(0);
     let consensus = consensus::over_seeds(&seed_list, reference, &rows, &namings);
     let test = data.test.to_device(Device::Cpu);
-    let mut accuracy = Vec::new();
+    let (mut accuracy, mut test_predictions) = (Vec::new(), Vec::new());
     for ((&seed, centres), class_of) in seed_list.iter().zip(&centres).zip(&consensus.class_of) {
         let classifier = nearest_centroid_classifier(&named_centroids(centres, class_of));
         classifier.save(&seeds.consensus_classifier(seed))?;
+        let predictions = classifier.predict(&test);
         if let Some(labels) = data.test_labels.as_deref() {
-            accuracy.push(eval::classification_report(&classifier.predict(&test), labels, plan.prior.n_classes()).accuracy);
+            accuracy.push(eval::classification_report(&predictions, labels, plan.prior.n_classes()).accuracy);
         }
+        test_predictions.push(predictions);
     }
-    let run = ConsensusRun {
-        consensus,
-        is_model: plan.settings.naming.chain == [NamingKind::Geometry],
-        accuracy: data.test_labels.is_some().then_some(accuracy),
+    let is_model = plan.settings.naming.chain == [NamingKind::Geometry];
+    let trust = match is_model {
+        // The reference seed's geometry naming again (deterministic), to judge the voted names.
+        true => Some(GeometryNamer::new(plan.settings.naming.geometry.clone())?.name(&rows[reference], &sizes[reference], &plan.prior, selected_seed)?.trust_of(&consensus.class_of[reference])),
+        false => None,
     };
+    let run = ConsensusRun { consensus, is_model, accuracy: data.test_labels.is_some().then_some(accuracy), trust, test_predictions };
     io::write_json_atomic(&seeds.consensus(), &run)?;
     Ok(Some(run))
 }
 
-/// The centres the geometry naming compared for `seed` (member means, or the learned centres).
-fn naming_centres(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, seed: u64) -> Result<Tensor> {
+/// The centres the geometry naming compared for `seed` (member means, or the learned centres)
+/// and the cluster sizes.
+fn naming_centres(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, seed: u64) -> Result<(Tensor, Vec<usize>)> {
     let clusters = orchestrator::load_clusters(seeds, seed, &data.train)?;
     let centres = match plan.settings.naming.geometry.centres {
         NamingCentres::Learned => clusters.centres(),
         NamingCentres::MemberMeans => &clusters.member_means,
     };
-    Ok(centres.to_device(Device::Cpu).to_kind(Kind::Float))
+    Ok((centres.to_device(Device::Cpu).to_kind(Kind::Float), clusters.cluster_sizes()))
 }

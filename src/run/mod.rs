@@ -314,6 +314,21 @@ fn figure_4b_classifier(plan: &Plan, orchestrator: &Orchestrator, data: &Feature
     Ok(Some((seeds.sk_classifier(selected.seed), orchestrator.cgsk_classifier(seeds, selected.seed))))
 }
 
+/// Where the vote names the model, each seed's classifier metrics (and the selected seed's
+/// trust) become those of its clusters under the voted names; `seed.json` keeps the seed's own,
+/// and its own names' accuracy stays in `naming_accuracy`.
+fn apply_consensus(records: &mut [SeedRecord], consensus: Option<&ConsensusRun>, labels: Option<&[i64]>, n_classes: usize) {
+    let Some(voted) = consensus.filter(|c| c.is_model) else { return };
+    for (record, predictions) in records.iter_mut().zip(&voted.test_predictions) {
+        if let Some(labels) = labels {
+            record.metrics = record.metrics.take().map(|m| m.with_classifier_predictions(predictions, labels, n_classes));
+        }
+        if record.seed == voted.consensus.reference_seed {
+            record.classifier_trust = voted.trust.clone().or(record.classifier_trust.take());
+        }
+    }
+}
+
 /// `model.json`: the backbone and classifier `zerolabel predict` uses, and why this seed.
 fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: &SeedRecord, consensus: Option<&ConsensusRun>) -> Result<()> {
     let layout = &plan.layout;
@@ -381,7 +396,10 @@ struct ReportInputs<'a> {
 
 fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) -> Result<Vec<String>> {
     let (plan, seed) = (inputs.plan, inputs.selected.seed);
-    let classifier = orchestrator::load_classifier(inputs.seeds, seed)?;
+    let classifier = match inputs.consensus {
+        Some(c) if c.is_model => crate::matching::Classifier::load(&inputs.seeds.consensus_classifier(seed))?,
+        _ => orchestrator::load_classifier(inputs.seeds, seed)?,
+    };
     let figure_4a = inputs.data.test_labels.as_deref().map(|labels| diagnostics::figure_4a(&plan.prior, &classifier, &inputs.data.test, labels));
     let figure_4b = match inputs.figure_4b {
         Some((sk, cgsk)) => {
@@ -524,20 +542,17 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let c = plan.prior.n_classes();
     let data = FeatureData::load(&backbone.train, &backbone.test, backbone.test_labels.as_deref(), c, plan.device)?;
     let orchestrator = Orchestrator::new(&plan.prior, &plan.settings, opts.quiet)?;
-    let (match_key, seeds, records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
-    let selected = orchestrator::selected_seed(&records).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?;
+    let (match_key, seeds, mut records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
+    let selected_seed = orchestrator::selected_seed(&records).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?.seed;
+    let consensus = consensus::seeds_consensus(&plan, &seeds, &data, &records, selected_seed)?;
+    apply_consensus(&mut records, consensus.as_ref(), data.test_labels.as_deref(), c);
+    let selected = records.iter().find(|r| r.seed == selected_seed).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?;
     let figure_4b = figure_4b_classifier(&plan, &orchestrator, &data, (&match_key, &seeds), selected, &mut stages)?;
-    let consensus = consensus::seeds_consensus(&plan, &seeds, &data, &records, selected)?;
     write_model(&plan, &backbone, &seeds, selected, consensus.as_ref())?;
     let metrics: Vec<SeedMetrics> = records.iter().filter_map(|r| r.metrics.clone()).collect();
     let mut summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
     if let (Some(summary), Some(voted)) = (summary.as_mut(), consensus.as_ref()) {
         summary.consensus_accuracy = voted.accuracy.as_deref().map(eval::mean_std);
-        if let (true, Some(accuracy)) = (voted.is_model, summary.consensus_accuracy) {
-            // The classifier `predict` uses carries the voted names; each seed's own names stay
-            // in naming_accuracy.
-            summary.accuracy = accuracy;
-        }
     }
     write_metrics(&plan, &metrics, summary.as_ref(), selected.seed)?;
     let report_started = Instant::now();

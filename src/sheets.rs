@@ -74,8 +74,10 @@ pub struct SheetEntry {
 pub struct SheetSource {
     pub run: PathBuf,
     pub seed: u64,
-    /// The run's config file, for the suggested command.
+    /// The run's config file and `--set` overrides, for the suggested command (the same
+    /// settings, so that every stage but the naming is reused).
     pub config_file: Option<PathBuf>,
+    pub overrides: Vec<String>,
     pub class_names: Vec<String>,
     pub per_cluster: usize,
 }
@@ -184,10 +186,24 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// The suggested `run` command.
+/// A word for a shell command line: quoted where it holds anything but plain characters.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The suggested `run` command: the run's config and overrides, and the names.
 fn rerun_command(source: &SheetSource, out: &Path) -> String {
     let config = source.config_file.as_ref().map_or("CONFIG.toml".to_string(), |c| c.display().to_string());
-    format!("zerolabel run --config {config} --out {} --cluster-names {} --cluster-names-seed {}", source.run.display(), out.join("cluster_names.txt").display(), source.seed)
+    let mut words = vec!["zerolabel".to_string(), "run".into(), "--config".into(), shell_word(&config), "--out".into(), shell_word(&source.run.display().to_string())];
+    for o in &source.overrides {
+        words.extend(["--set".to_string(), shell_word(o)]);
+    }
+    words.extend(["--cluster-names".to_string(), shell_word(&out.join("cluster_names.txt").display().to_string()), "--cluster-names-seed".into(), source.seed.to_string()]);
+    words.join(" ")
 }
 
 /// `index.md`.
@@ -271,6 +287,7 @@ pub fn write_sheets(out: &Path, images: &ImageSet, entries: &[SheetEntry], sourc
 struct FinishedRun {
     config: RunConfig,
     config_file: Option<PathBuf>,
+    overrides: Vec<String>,
     /// The match stage's seeds (clusters, records).
     seeds: SeedsLayout,
     /// The features stage's folder (None: the run imported feature files).
@@ -309,6 +326,8 @@ fn read_run(run: &Path) -> Result<FinishedRun> {
     };
     Ok(FinishedRun {
         config_file: manifest["config_file"].as_str().map(PathBuf::from),
+        // The names set by an earlier --cluster-names are replaced by the new ones.
+        overrides: manifest["overrides"].as_array().map(|a| a.iter().filter_map(Value::as_str).filter(|o| !o.starts_with("classes.cluster_names")).map(str::to_string).collect()).unwrap_or_default(),
         seeds: SeedsLayout::new(match_dir),
         features: stage_dir(&|n| n.starts_with("features")),
         selected_seed: manifest["selected_seed"].as_u64(),
@@ -382,7 +401,7 @@ pub fn clusters_command(args: &ClustersArgs, quiet: bool) -> Result<()> {
     if font.is_none() {
         status("Note", "no TrueType font found: sheets without captions (the index pages have them)", quiet);
     }
-    let source = SheetSource { run: args.run.clone(), seed, config_file: run.config_file.clone(), class_names: run.class_names.clone(), per_cluster: args.per_cluster };
+    let source = SheetSource { run: args.run.clone(), seed, config_file: run.config_file.clone(), overrides: run.overrides.clone(), class_names: run.class_names.clone(), per_cluster: args.per_cluster };
     write_sheets(&args.out, &images, &entries, &source, font.as_ref())?;
     status("Wrote", &format!("{k} cluster sheets of seed {seed} and {}", args.out.join("index.html").display()), quiet);
     println!("{}", args.out.join("index.md").display());

@@ -61,7 +61,7 @@ fn sheets_for_every_cluster_including_an_empty_one() {
             file: sheet_file(k, 3),
         })
         .collect();
-    let source = SheetSource { run: PathBuf::from("runs/tiny"), seed: 4, config_file: None, class_names: names.iter().map(|s| s.to_string()).collect(), per_cluster: 4 };
+    let source = SheetSource { run: PathBuf::from("runs/tiny"), seed: 4, config_file: None, overrides: vec![], class_names: names.iter().map(|s| s.to_string()).collect(), per_cluster: 4 };
     let out = dir.join("sheets");
     // Without a font (pure pixels) and with one where installed.
     let fonts = [None, zerolabel::plot::Font::find().ok()];
@@ -166,7 +166,7 @@ fn run_then_sheets_then_named_by_a_person() {
     let (ok, _, stderr) = zerolabel(&["clusters", "--run", out.to_str().unwrap(), "--out", sheets.to_str().unwrap(), "--per-cluster", "5"]);
     assert!(ok, "clusters failed: {stderr}");
     let index = std::fs::read_to_string(sheets.join("index.md")).unwrap();
-    assert!(index.contains(&format!("seed {selected}")), "{index}");
+    assert!(index.contains(&format!("seed {selected}")) && index.contains(&format!("--cluster-names-seed {selected}")), "{index}");
     let mut sizes = 0;
     for k in 0..3 {
         let img = image::open(sheets.join(format!("cluster-0{k}.png"))).unwrap();

@@ -242,11 +242,13 @@ impl<'a> Orchestrator<'a> {
     }
 
     /// Naming by a person on the clusters stage II already made (`base`, whose seeds
-    /// `base_records` describe; `base_is_paper`: its classifiers are the paper's stage III): per
+    /// `base_records` describe, named by this orchestrator's chain): per
     /// seed, the person's names (aligned from the named seed), the nearest-centre classifier, its
     /// test predictions and `seed.json` into `layout`. The clusters' metrics, the geometry's and
     /// the paper's accuracy are the base seed's. A seed whose record exists is read back.
-    pub fn name_by_person(&self, namer: &PersonNamer, names: &[String], data: &FeatureData, base: &SeedsLayout, base_records: &[SeedRecord], base_is_paper: bool, layout: &SeedsLayout) -> Result<Vec<SeedRecord>> {
+    pub fn name_by_person(&self, namer: &PersonNamer, data: &FeatureData, base: &SeedsLayout, base_records: &[SeedRecord], layout: &SeedsLayout) -> Result<Vec<SeedRecord>> {
+        let base_is_paper = self.settings.naming.is_paper();
+        let names: Vec<String> = namer.class_of().iter().map(|&k| self.prior.class_names[k].clone()).collect();
         let mut records = Vec::new();
         for base_record in base_records {
             let seed = base_record.seed;
@@ -295,7 +297,7 @@ impl<'a> Orchestrator<'a> {
                 classifier_trust: None,
                 match_seconds: seconds,
                 metrics,
-                person: Some(PersonRecord { named_seed: namer.named_seed(), names: names.to_vec(), reference_of: aligned.reference_of, alignment: aligned.alignment, cluster_sizes: clusters.cluster_sizes() }),
+                person: Some(PersonRecord { named_seed: namer.named_seed(), names: names.clone(), reference_of: aligned.reference_of, alignment: aligned.alignment, cluster_sizes: clusters.cluster_sizes() }),
                 reused: false,
                 ..base_record.clone()
             };

@@ -112,6 +112,11 @@ impl PersonNamer {
         self.named_seed
     }
 
+    /// class_of[cluster of the named seed].
+    pub fn class_of(&self) -> &[usize] {
+        &self.class_of
+    }
+
     /// The names of `seed`'s clusters, whose member means are `means`.
     pub fn names_for(&self, seed: u64, means: &[Vec<f64>]) -> Result<SeedNames> {
         if means.len() != self.reference.len() {

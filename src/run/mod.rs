@@ -90,7 +90,6 @@ enum Source {
 
 /// Naming by a person (`[classes] cluster_names`), checked against the class names.
 struct PersonPlan {
-    names: Vec<String>,
     /// class_of[cluster of the named seed].
     class_of: Vec<usize>,
     /// `cluster_names_seed`; None: the selected seed of the clusters' stage.
@@ -136,9 +135,7 @@ fn person_plan(config: &RunConfig, prior: &LabelPrior) -> Result<Option<PersonPl
         let list = seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
         return Err(Error::invalid("classes.cluster_names_seed", s, format!("one of the run's seeds ({list})")).into());
     }
-    // The names as the class list spells them (they were matched without regard to case).
-    let names = class_of.iter().map(|&k| prior.class_names[k].clone()).collect();
-    Ok(Some(PersonPlan { names, class_of, seed }))
+    Ok(Some(PersonPlan { class_of, seed }))
 }
 
 /// Checks the whole configuration: device, class names and prior, stage settings, the dataset
@@ -339,12 +336,10 @@ fn name_over_seeds(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData,
 /// redo only this stage; the clusters stay those the sheets showed): the match stage's clusters
 /// named from `[classes] cluster_names`. Returns the stage's seeds, their records and the named seed.
 fn name_by_person(
-    plan: &Plan,
     person: &PersonPlan,
     orchestrator: &Orchestrator,
     data: &FeatureData,
-    (match_key, base): (&str, &SeedsLayout),
-    base_records: &[SeedRecord],
+    (match_key, base, base_records): (&str, &SeedsLayout, &[SeedRecord]),
     stages: &mut Stages,
     quiet: bool,
 ) -> Result<(SeedsLayout, Vec<SeedRecord>, u64)> {
@@ -360,7 +355,7 @@ fn name_by_person(
     let key = stage_key(&json!({"match": match_key, "cluster_names": person.class_of, "named_seed": named_seed}));
     let mut records = Vec::new();
     let dir = stages.run("person", &key, false, |dir| {
-        records = orchestrator.name_by_person(&namer, &person.names, data, base, base_records, plan.settings.naming.is_paper(), &SeedsLayout::new(dir))?;
+        records = orchestrator.name_by_person(&namer, data, base, base_records, &SeedsLayout::new(dir))?;
         Ok(())
     })?;
     if let Some(last) = stages.last_mut() {
@@ -597,7 +592,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let (match_key, match_seeds, match_records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
     let (seeds, records, naming) = match &plan.person {
         Some(person) => {
-            let (seeds, records, named_seed) = name_by_person(&plan, person, &orchestrator, &data, (&match_key, &match_seeds), &match_records, &mut stages, opts.quiet)?;
+            let (seeds, records, named_seed) = name_by_person(person, &orchestrator, &data, (&match_key, &match_seeds, &match_records), &mut stages, opts.quiet)?;
             let others = if records.len() > 1 { "; every other seed's clusters aligned to them" } else { "" };
             let text = format!("{} (the clusters of seed {named_seed}{others})", NamingKind::Person.describe());
             (seeds, records, ClassifierNaming { text, is_paper: false, chain: vec![NamingKind::Person] })

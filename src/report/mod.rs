@@ -60,7 +60,7 @@ pub fn summary_text(class_names: &[String], naming: &str, s: &Summary, seeds: &[
     let _ = writeln!(t, "# Zero-label classification ({} seed(s))\n", s.accuracy.n);
     let _ = writeln!(t, "Classifier: {naming}.\n");
     let _ = writeln!(t, "| metric | mean ± std (%) |\n| --- | --- |");
-    let _ = writeln!(t, "| zero-label accuracy, classifier {naming} (argmax, no matching) | {} |", s.accuracy);
+    let _ = writeln!(t, "| zero-label accuracy (argmax of the classifier, no matching); classifier: {naming} | {} |", s.accuracy);
     if let Some(paper) = &s.paper_accuracy {
         let _ = writeln!(t, "| the paper's stage III on the same clusters | {paper} |");
     }

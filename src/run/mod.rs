@@ -347,8 +347,8 @@ fn name_by_person(
         Some(s) => s,
         None => orchestrator::selected_seed(base_records).map(|r| r.seed).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?,
     };
-    if stages.records.last().is_some_and(|r| !r.reused) {
-        status("Note", &format!("the clusters were computed by this run, not read back: [classes] cluster_names refer to seed {named_seed}'s clusters as the sheets of `zerolabel clusters` showed them"), quiet);
+    if base_records.iter().any(|r| r.seed == named_seed && !r.reused) {
+        status("Note", &format!("seed {named_seed}'s clusters were computed by this run, not read back: [classes] cluster_names must name them as the sheets of `zerolabel clusters` show them"), quiet);
     }
     let reference = orchestrator::load_clusters(base, named_seed, &data.train)?;
     let namer = PersonNamer::new(person.class_of.clone(), named_seed, rows_f64(&reference.member_means)?)?;

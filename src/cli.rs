@@ -15,7 +15,7 @@ use crate::orchestrator::Orchestrator;
 use crate::progress::status;
 use crate::stages::{self, FeatureData};
 use crate::{predict, report, run};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
@@ -55,6 +55,9 @@ pub enum Command {
     Run(RunArgs),
     /// Classify PNG/JPEG images with the classifier of a finished `run`.
     Predict(PredictArgs),
+    /// Cluster sheets of a finished `run`: per cluster a PNG of the training images nearest its
+    /// centre, and an index page, so that a person can name the clusters (`--cluster-names`).
+    Clusters(crate::sheets::ClustersArgs),
 }
 
 #[derive(Args, Debug)]
@@ -84,6 +87,14 @@ pub struct RunArgs {
     /// Redo every stage, ignoring finished results in the run folder.
     #[arg(long)]
     pub force: bool,
+    /// Name the clusters yourself: one class name per line, in cluster order (see `zerolabel
+    /// clusters`); sets [classes] cluster_names.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_names: Option<PathBuf>,
+    /// The seed whose clusters --cluster-names names [the run's selected seed]; sets [classes]
+    /// cluster_names_seed.
+    #[arg(long, value_name = "SEED", requires = "cluster_names")]
+    pub cluster_names_seed: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -266,6 +277,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Knn(args) => cmd_knn(args),
         Command::Run(args) => cmd_run(args, quiet),
         Command::Predict(args) => predict::predict_command(&args.run, &args.images, &args.out, args.device, args.batch_size, quiet),
+        Command::Clusters(args) => crate::sheets::clusters_command(&args, quiet),
     }
 }
 
@@ -464,7 +476,14 @@ fn cmd_run(args: RunArgs, quiet: bool) -> Result<()> {
     if let Some(n) = args.limit {
         overrides.push(format!("data.limit={n}"));
     }
-    let config = RunConfig::load(&args.config, &overrides)?;
+    let mut config = RunConfig::load(&args.config, &overrides)?;
+    if let Some(file) = &args.cluster_names {
+        let names = crate::naming::person::read_names_file(file)?;
+        let classes = crate::config::class_names(&config.classes)?;
+        crate::naming::person::parse_cluster_names(&names, &classes).with_context(|| file.display().to_string())?;
+        config.classes.cluster_names = Some(names);
+        config.classes.cluster_names_seed = args.cluster_names_seed.or(config.classes.cluster_names_seed);
+    }
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&config.name));
     let opts = run::RunOptions { config_path: args.config.clone(), overrides, out, force: args.force, quiet };
     let outcome = run::run(&config, &opts)?;

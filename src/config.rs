@@ -311,6 +311,15 @@ pub struct ClassArgs {
     /// Paper or review-code defaults for every value not given explicitly.
     #[arg(long, value_enum, default_value = "paper")]
     pub preset: Preset,
+    /// Naming by a person (run configs; `run --cluster-names FILE`): one class name per cluster
+    /// of `cluster_names_seed`, in cluster order, as seen on the sheets of `zerolabel clusters`.
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_names: Option<Vec<String>>,
+    /// The seed whose clusters `cluster_names` names [the run's selected seed].
+    #[arg(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_names_seed: Option<u64>,
 }
 
 impl Default for ClassArgs {
@@ -328,6 +337,8 @@ impl Default for ClassArgs {
             shuffle_tail: None,
             class_proportions: None,
             preset: Preset::Paper,
+            cluster_names: None,
+            cluster_names_seed: None,
         }
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! [`orchestrator`] runs stages II-III over seeds for `run`, `match` and [`ablation`]; [`run`]
 //! chains every stage with caching in a folder whose paths [`layout`] owns; [`predict`] applies
-//! a finished run; [`config`] checks settings once; [`cli`] is the program.
+//! a finished run; [`sheets`] shows a finished run's clusters for a person to name
+//! ([`naming::person`]); [`config`] checks settings once; [`cli`] is the program.
 pub mod ablation;
 pub mod assignment;
 pub mod backbone;
@@ -38,6 +39,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod sheets;
 pub mod stages;
 
 pub use error::{Error, Result};

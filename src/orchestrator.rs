@@ -8,6 +8,7 @@ use crate::eval::{self, SeedMetrics};
 use crate::io::{self, JsonLines};
 use crate::layout::SeedsLayout;
 use crate::matching::{Classifier, MatchingLoss, StepLog};
+use crate::naming::person::PersonNamer;
 use crate::naming::{GeometryNamer, NamedClassifier, Namer, NamingChain, NamingContext, NamingKind, NamingSettings};
 use crate::prior::sampler::PriorAtoms;
 use crate::prior::LabelPrior;
@@ -69,9 +70,28 @@ pub struct SeedRecord {
     pub match_seconds: f64,
     /// Accuracy and the rest, where test labels exist.
     pub metrics: Option<SeedMetrics>,
+    /// Naming by a person: which seed's clusters the names refer to and how this seed's
+    /// clusters were aligned to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<PersonRecord>,
     /// Read back from an earlier invocation rather than computed now.
     #[serde(skip)]
     pub reused: bool,
+}
+
+/// How a seed's clusters got a person's names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PersonRecord {
+    /// The seed whose clusters the person named (from its cluster sheets).
+    pub named_seed: u64,
+    /// The names as given, in the named seed's cluster order.
+    pub names: Vec<String>,
+    /// reference_of[cluster]: the named seed's cluster this seed's cluster is aligned to.
+    pub reference_of: Vec<usize>,
+    /// Mean cosine similarity of the aligned member means (1 for the named seed).
+    pub alignment: f64,
+    /// Training members per cluster of this seed.
+    pub cluster_sizes: Vec<usize>,
 }
 
 /// Stages II-III with checked settings, for one prior.
@@ -230,6 +250,73 @@ impl<'a> Orchestrator<'a> {
         }
     }
 
+    /// Naming by a person on the clusters stage II already made (`base`, whose seeds
+    /// `base_records` describe, named by this orchestrator's chain): per
+    /// seed, the person's names (aligned from the named seed), the nearest-centre classifier, its
+    /// test predictions and `seed.json` into `layout`. The clusters' metrics, the geometry's and
+    /// the paper's accuracy are the base seed's. A seed whose record exists is read back.
+    pub fn name_by_person(&self, namer: &PersonNamer, data: &FeatureData, base: &SeedsLayout, base_records: &[SeedRecord], layout: &SeedsLayout) -> Result<Vec<SeedRecord>> {
+        let base_is_paper = self.settings.naming.is_paper();
+        let names: Vec<String> = namer.class_of().iter().map(|&k| self.prior.class_names[k].clone()).collect();
+        let mut records = Vec::new();
+        for base_record in base_records {
+            let seed = base_record.seed;
+            let record_path = layout.seed_record(seed);
+            if record_path.exists() {
+                records.push(read_seed_record(&record_path)?);
+                status("Reused", &format!("seed {seed} from {}", layout.seed(seed).display()), self.quiet);
+                continue;
+            }
+            let started = Instant::now();
+            let clusters = load_clusters(base, seed, &data.train)?;
+            let ctx = self.context(&data.train, &clusters);
+            let named = namer.name_clusters(&ctx, None, seed, &mut |_, _| Ok(()))?;
+            let aligned = namer.names_for(seed, &crate::naming::person::rows_f64(&clusters.member_means)?)?;
+            let predictions = named.classifier.predict(&data.test.to_device(tch::Device::Cpu));
+            named.classifier.save(&layout.classifier(seed))?;
+            crate::data::npy::write_npy_i64(&layout.test_predictions(seed), &[predictions.len()], &predictions)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let metrics = match (&data.test_labels, &base_record.metrics) {
+                (Some(labels), Some(base_metrics)) => {
+                    let c = self.prior.n_classes();
+                    let report = eval::classification_report(&predictions, labels, c);
+                    Some(SeedMetrics {
+                        accuracy: report.accuracy,
+                        classifier_hungarian_accuracy: eval::hungarian_accuracy(&predictions, labels, c, c),
+                        classifier_nmi: eval::nmi(&predictions, labels, c, c),
+                        classifier_ari: eval::ari(&predictions, labels, c, c),
+                        initial_accuracy: report.accuracy,
+                        paper_accuracy: if base_is_paper { Some(base_metrics.accuracy) } else { base_metrics.paper_accuracy },
+                        best_step: 0,
+                        selection_score: named.selection_score,
+                        match_seconds: seconds,
+                        report,
+                        ..base_metrics.clone()
+                    })
+                }
+                _ => None,
+            };
+            let record = SeedRecord {
+                naming_chain: vec![NamingKind::Person],
+                selection_score: named.selection_score,
+                best_step: 0,
+                class_of: named.class_of.clone(),
+                // The trust score judges names by the geometry's posterior; a person's names
+                // are not the geometry's guess (the geometry's own trust stays in naming_trust).
+                classifier_trust: None,
+                match_seconds: seconds,
+                metrics,
+                person: Some(PersonRecord { named_seed: namer.named_seed(), names: names.clone(), reference_of: aligned.reference_of, alignment: aligned.alignment, cluster_sizes: clusters.cluster_sizes() }),
+                reused: false,
+                ..base_record.clone()
+            };
+            io::write_json_atomic(&record_path, &record)?;
+            status("Seed", &seed_line(&record), self.quiet);
+            records.push(record);
+        }
+        Ok(records)
+    }
+
     /// Figure 4B's second classifier: the paper's stage III with the plain Sinkhorn loss L_sk on
     /// `record`'s clusters, from the same start as the L_cgsk classifier it is compared with,
     /// into `layout.sk(seed)` (reused when present).
@@ -285,13 +372,20 @@ fn seed_record(run: &SeedRun, chain: &[NamingKind], metrics: Option<SeedMetrics>
         cluster_seconds: run.cluster_seconds,
         match_seconds: run.match_seconds,
         metrics,
+        person: None,
         reused: false,
     }
 }
 
 fn seed_line(record: &SeedRecord) -> String {
     let seed = record.seed;
-    let trust = record.classifier_trust.as_ref().map(|t| format!(", names {} (posterior {:.2})", if t.trusted { "trusted" } else { "NOT trusted" }, t.mean_posterior)).unwrap_or_default();
+    let mut trust = record.classifier_trust.as_ref().map(|t| format!(", names {} (posterior {:.2})", if t.trusted { "trusted" } else { "NOT trusted" }, t.mean_posterior)).unwrap_or_default();
+    if let Some(p) = &record.person {
+        trust = match p.named_seed == seed {
+            true => ", named by a person".into(),
+            false => format!(", named by a person via seed {} (alignment cosine {:.2})", p.named_seed, p.alignment),
+        };
+    }
     match &record.metrics {
         Some(m) => format!(
             "seed {seed}: accuracy {:.1}% (random fC {:.1}%, naming alone {:.1}%{}, clusters matched {:.1}%){trust}, best step {}, {:.1}s + {:.1}s",
@@ -308,7 +402,7 @@ fn seed_line(record: &SeedRecord) -> String {
     }
 }
 
-fn read_seed_record(path: &std::path::Path) -> Result<SeedRecord> {
+pub fn read_seed_record(path: &std::path::Path) -> Result<SeedRecord> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut record: SeedRecord = serde_json::from_str(&text).map_err(|e| Error::format(path, format!("unreadable seed record: {e}")))?;
     record.reused = true;

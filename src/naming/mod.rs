@@ -7,11 +7,15 @@
 //!   class names' (a quadratic assignment, beyond the paper), used as a nearest-centroid classifier;
 //! - `["geometry", "stage3"]`: stage III started from the named centroids.
 //!
+//! Naming by a person ([`person`], `[classes] cluster_names`) is not a chain step: it names the
+//! clusters a run has already made (and shown on the cluster sheets), in a stage of its own.
+//!
 //! Each step receives the previous step's result as its start. No labels enter here.
 pub mod certified;
 pub mod consensus;
 pub mod geometry;
 pub mod kernels;
+pub mod person;
 pub mod qap;
 pub mod stage3;
 pub mod trust;
@@ -92,6 +96,10 @@ pub enum NamingKind {
     Stage3,
     /// Clusters named by geometry (quadratic assignment), as a nearest-centroid classifier.
     Geometry,
+    /// Clusters named by a person from the cluster sheets (`[classes] cluster_names`), as a
+    /// nearest-centroid classifier. Not a chain step (no `--naming person`).
+    #[value(skip)]
+    Person,
 }
 
 impl NamingKind {
@@ -99,6 +107,7 @@ impl NamingKind {
         match self {
             NamingKind::Stage3 => "the paper's stage III (cluster-guided distribution matching)",
             NamingKind::Geometry => "naming by geometry (centroid similarities matched to class-name similarities)",
+            NamingKind::Person => "named by a person from the cluster sheets",
         }
     }
 }
@@ -122,6 +131,9 @@ impl NamingSettings {
                 return Err(Error::invalid("naming", chain_text(&self.chain), "each method at most once"));
             }
         }
+        if self.chain.contains(&NamingKind::Person) {
+            return Err(Error::invalid("naming", chain_text(&self.chain), "stage3 and geometry only: to name the clusters yourself, give [classes] cluster_names (or `run --cluster-names FILE`)"));
+        }
         if self.chain.iter().skip(1).any(|&k| k == NamingKind::Geometry) {
             return Err(Error::invalid("naming", chain_text(&self.chain), "\"geometry\" only as the first step (it names clusters from scratch)"));
         }
@@ -140,6 +152,7 @@ impl NamingSettings {
         Ok(match kind {
             NamingKind::Stage3 => Box::new(Stage3Namer::new(self.stage3.clone())?),
             NamingKind::Geometry => Box::new(GeometryNamer::new(self.geometry.clone())?),
+            NamingKind::Person => return Err(Error::invalid("naming", "\"person\"", "a chain of stage3 and geometry (a person's names come from [classes] cluster_names)")),
         })
     }
 
@@ -213,6 +226,7 @@ mod tests {
         assert!(error(vec![]).contains("invalid parameter naming = []: expected at least one method"));
         assert!(error(vec![Stage3, Stage3]).contains("each method at most once"));
         assert!(error(vec![Stage3, Geometry]).contains("\"geometry\" only as the first step"));
+        assert!(error(vec![Person]).contains("cluster_names"));
         let mut bad = settings(vec![Stage3]);
         bad.stage3.learning_rate = -1.0;
         assert!(bad.check().unwrap_err().to_string().contains("learning_rate = -1"));

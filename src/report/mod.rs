@@ -62,7 +62,7 @@ pub fn summary_text(class_names: &[String], naming: &str, s: &Summary, seeds: &[
     let _ = writeln!(t, "# Zero-label classification ({} seed(s))\n", s.accuracy.n);
     let _ = writeln!(t, "Classifier: {naming}.\n");
     let _ = writeln!(t, "| metric | mean ± std (%) |\n| --- | --- |");
-    let _ = writeln!(t, "| zero-label accuracy (argmax of the classifier, no matching) | {} |", s.accuracy);
+    let _ = writeln!(t, "| zero-label accuracy (argmax of the classifier, no matching); classifier: {naming} | {} |", s.accuracy);
     if let Some(paper) = &s.paper_accuracy {
         let _ = writeln!(t, "| the paper's stage III on the same clusters | {paper} |");
     }
@@ -117,6 +117,7 @@ pub fn write_report(r: &ReportData, report_path: &Path, plots: &Path) -> Result<
     let mut canvas = Canvas { plots, font, md: String::new(), notes };
     header(&mut canvas, r);
     results(&mut canvas, r);
+    person(&mut canvas, r);
     stages(&mut canvas, r);
     curves(&mut canvas, r)?;
     confusion_and_seeds(&mut canvas, r)?;
@@ -181,8 +182,35 @@ fn results(canvas: &mut Canvas, r: &ReportData) {
         }
         None => md.push_str("## Results\n\nThe dataset has no test labels: accuracy is not measured.\n"),
     }
-    let choice = if r.naming_is_paper { "the lowest stage-III training loss" } else { "the best label-free selection score of its naming" };
+    let choice = if r.naming_is_paper {
+        "the lowest stage-III training loss"
+    } else if r.records.iter().any(|x| x.person.is_some()) {
+        "the clusters the person named"
+    } else {
+        "the best label-free selection score of its naming"
+    };
     let _ = writeln!(md, "\nThe classifier `zerolabel predict` uses is seed {}'s ({}), the seed with {choice} (a label-free choice).\n", r.selected_seed, r.naming);
+}
+
+/// Naming by a person: the names given to the named seed's clusters beside the geometry's
+/// proposals, and how every other seed's clusters were aligned to them.
+fn person(canvas: &mut Canvas, r: &ReportData) {
+    let Some(named) = r.records.iter().find_map(|x| x.person.as_ref().filter(|p| p.named_seed == x.seed).map(|p| (x, p))) else { return };
+    let (record, p) = named;
+    let (names, md) = (r.class_names, &mut canvas.md);
+    let _ = writeln!(md, "## Named by a person\n");
+    let _ = writeln!(md, "The classifier was named by a person from the cluster sheets (`zerolabel clusters`): {} decisions on seed {}'s clusters, no image label. A test image gets the name of its nearest cluster centre (member mean).\n", p.names.len(), p.named_seed);
+    let _ = writeln!(md, "| cluster | training members | named by the person | geometry proposed (posterior) |\n| --- | --- | --- | --- |");
+    for (k, name) in p.names.iter().enumerate() {
+        let proposed = record.naming_class_of.get(k).map(|&c| names[c].clone()).unwrap_or("-".into());
+        let posterior = record.naming_trust.as_ref().and_then(|t| t.posterior.get(k)).map(|v| format!(" ({v:.2})")).unwrap_or_default();
+        let _ = writeln!(md, "| {k} | {} | {name} | {proposed}{posterior} |", p.cluster_sizes.get(k).copied().unwrap_or(0));
+    }
+    let others: Vec<String> = r.records.iter().filter_map(|x| x.person.as_ref().filter(|q| q.named_seed != x.seed).map(|q| format!("seed {} {:.3}", x.seed, q.alignment))).collect();
+    if !others.is_empty() {
+        let _ = writeln!(md, "\nThe other seeds' clusters took the names of the named clusters they align to (Hungarian assignment on the cosine similarity of member means); mean cosine of the aligned pairs: {}.", others.join(", "));
+    }
+    let _ = writeln!(md, "\nThe paper's stage III and the geometry naming on the same clusters are reported beside it above.\n");
 }
 
 fn stages(canvas: &mut Canvas, r: &ReportData) {

@@ -24,6 +24,7 @@ use crate::eval::{self, SeedMetrics, Summary};
 use crate::io;
 use crate::layout::{RunLayout, SeedsLayout};
 use crate::naming::consensus::ConsensusRun;
+use crate::naming::person::{rows_f64, PersonNamer};
 use crate::naming::NamingKind;
 use crate::orchestrator::{self, Orchestrator, SeedRecord};
 use crate::prior::LabelPrior;
@@ -89,6 +90,22 @@ enum Source {
     Imported(ImportedFeatures),
 }
 
+/// Naming by a person (`[classes] cluster_names`), checked against the class names.
+struct PersonPlan {
+    /// class_of[cluster of the named seed].
+    class_of: Vec<usize>,
+    /// `cluster_names_seed`; None: the selected seed of the clusters' stage.
+    seed: Option<u64>,
+}
+
+/// Which naming produced the run's classifier.
+struct ClassifierNaming {
+    /// In words, for the report and the printed summary.
+    text: String,
+    is_paper: bool,
+    chain: Vec<NamingKind>,
+}
+
 /// A run with every setting checked: what `run` knows before it trains or deletes anything.
 struct Plan<'a> {
     config: &'a RunConfig,
@@ -101,6 +118,26 @@ struct Plan<'a> {
     pretrain_key: String,
     /// Epochs of the stage-I checkpoint already there (0: none, or `--force`).
     trained_epochs: usize,
+    person: Option<PersonPlan>,
+}
+
+/// `[classes] cluster_names` checked: one of the class names per cluster, each class once, and
+/// `cluster_names_seed` one of the run's seeds.
+fn person_plan(config: &RunConfig, prior: &LabelPrior) -> Result<Option<PersonPlan>> {
+    let seeds = config.stages.seed_list();
+    let seed = config.classes.cluster_names_seed;
+    let Some(names) = &config.classes.cluster_names else {
+        if let Some(s) = seed {
+            return Err(Error::invalid("classes.cluster_names_seed", s, "cluster_names beside it (the names of that seed's clusters)").into());
+        }
+        return Ok(None);
+    };
+    let class_of = crate::naming::person::parse_cluster_names(names, &prior.class_names)?;
+    if let Some(s) = seed.filter(|s| !seeds.contains(s)) {
+        let list = seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        return Err(Error::invalid("classes.cluster_names_seed", s, format!("one of the run's seeds ({list})")).into());
+    }
+    Ok(Some(PersonPlan { class_of, seed }))
 }
 
 /// Checks the whole configuration: device, class names and prior, stage settings, the dataset
@@ -133,7 +170,8 @@ fn plan<'a>(config: &'a RunConfig, opts: &RunOptions) -> Result<Plan<'a>> {
             );
         }
     }
-    let plan = Plan { config, layout, device, prior, settings, source, pretrain_key, trained_epochs };
+    let person = person_plan(config, &prior)?;
+    let plan = Plan { config, layout, device, prior, settings, source, pretrain_key, trained_epochs, person };
     check_classes_fit_data(&plan)?;
     Ok(plan)
 }
@@ -296,6 +334,39 @@ fn name_over_seeds(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData,
     Ok((match_key, SeedsLayout::new(dir), records))
 }
 
+/// Naming by a person, in a stage of its own keyed by the match stage and the names (new names
+/// redo only this stage; the clusters stay those the sheets showed): the match stage's clusters
+/// named from `[classes] cluster_names`. Returns the stage's seeds, their records and the named seed.
+fn name_by_person(
+    person: &PersonPlan,
+    orchestrator: &Orchestrator,
+    data: &FeatureData,
+    (match_key, base, base_records): (&str, &SeedsLayout, &[SeedRecord]),
+    stages: &mut Stages,
+    quiet: bool,
+) -> Result<(SeedsLayout, Vec<SeedRecord>, u64)> {
+    let named_seed = match person.seed {
+        Some(s) => s,
+        None => orchestrator::selected_seed(base_records).map(|r| r.seed).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?,
+    };
+    if base_records.iter().any(|r| r.seed == named_seed && !r.reused) {
+        status("Note", &format!("seed {named_seed}'s clusters were computed by this run, not read back: [classes] cluster_names must name them as the sheets of `zerolabel clusters` show them"), quiet);
+    }
+    let reference = orchestrator::load_clusters(base, named_seed, &data.train)?;
+    let namer = PersonNamer::new(person.class_of.clone(), named_seed, rows_f64(&reference.member_means)?)?;
+    let key = stage_key(&json!({"match": match_key, "cluster_names": person.class_of, "named_seed": named_seed}));
+    let mut records = Vec::new();
+    let dir = stages.run("person", &key, false, |dir| {
+        records = orchestrator.name_by_person(&namer, data, base, base_records, &SeedsLayout::new(dir))?;
+        Ok(())
+    })?;
+    if let Some(last) = stages.last_mut() {
+        last.name = "naming by a person".into();
+        last.reused = records.iter().all(|r| r.reused);
+    }
+    Ok((SeedsLayout::new(dir), records, named_seed))
+}
+
 /// Figure 4B's L_sk classifier on the selected seed's clusters, where the chain has a stage III.
 /// Returns (L_sk classifier, the L_cgsk classifier it is compared with).
 fn figure_4b_classifier(plan: &Plan, orchestrator: &Orchestrator, data: &FeatureData, (match_key, seeds): (&str, &SeedsLayout), selected: &SeedRecord, stages: &mut Stages) -> Result<Option<(PathBuf, PathBuf)>> {
@@ -330,15 +401,17 @@ fn apply_consensus(records: &mut [SeedRecord], consensus: Option<&ConsensusRun>,
 }
 
 /// `model.json`: the backbone and classifier `zerolabel predict` uses, and why this seed.
-fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: &SeedRecord, consensus: Option<&ConsensusRun>) -> Result<()> {
+fn write_model(plan: &Plan, naming: &ClassifierNaming, backbone: &Backbone, seeds: &SeedsLayout, selected: &SeedRecord, consensus: Option<&ConsensusRun>) -> Result<()> {
     let layout = &plan.layout;
     let by_consensus = consensus.is_some_and(|c| c.is_model);
-    let selection = if plan.settings.naming.is_paper() {
+    let selection = if naming.is_paper {
         "lowest windowed stage-III training loss over the seeds (no labels)".to_string()
+    } else if selected.person.is_some() {
+        format!("{}; the named seed", naming.text)
     } else if by_consensus {
-        format!("{}; the clusters of the seed with the best label-free selection score, named by the vote of all {} seeds", plan.settings.naming.describe(), consensus.map_or(0, |c| c.consensus.seeds.len()))
+        format!("{}; the clusters of the seed with the best label-free selection score", naming.text)
     } else {
-        format!("{}; the seed with the best label-free selection score", plan.settings.naming.describe())
+        format!("{}; the seed with the best label-free selection score", naming.text)
     };
     let classifier = match by_consensus {
         true => seeds.consensus_classifier(selected.seed),
@@ -351,7 +424,7 @@ fn write_model(plan: &Plan, backbone: &Backbone, seeds: &SeedsLayout, selected: 
         "classifier": layout.relative(&classifier),
         "names_by_consensus": by_consensus,
         "seed": selected.seed,
-        "naming": plan.settings.naming.chain,
+        "naming": naming.chain,
         "selection": selection,
     });
     Ok(io::write_json_atomic(&layout.model(), &model)?)
@@ -382,6 +455,9 @@ fn read_jsonl(path: &Path) -> Vec<Value> {
 /// What the report needs beyond the records: curves and the label-using diagnostics.
 struct ReportInputs<'a> {
     plan: &'a Plan<'a>,
+    naming: &'a ClassifierNaming,
+    /// The match stage's seeds (training logs), where the classifier's seeds are elsewhere.
+    match_seeds: &'a SeedsLayout,
     backbone: &'a Backbone,
     backbone_meta: Option<&'a CheckpointMeta>,
     data: &'a FeatureData,
@@ -421,16 +497,13 @@ fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) 
         class_names: &plan.prior.class_names,
         backbone: inputs.backbone_meta,
         features_from: inputs.backbone.features_from.clone(),
-        naming: match inputs.consensus {
-            Some(c) if c.is_model => format!("{}, the names voted over {} seeds", plan.settings.naming.describe(), c.consensus.seeds.len()),
-            _ => plan.settings.naming.describe(),
-        },
-        naming_is_paper: plan.settings.naming.is_paper(),
+        naming: inputs.naming.text.clone(),
+        naming_is_paper: inputs.naming.is_paper,
         records: inputs.records,
         summary: inputs.summary,
         selected_seed: seed,
         stages: stage_records,
-        curves: gather_curves(inputs.backbone, inputs.seeds, inputs.records, plan.settings.naming.chain.contains(&NamingKind::Stage3)),
+        curves: gather_curves(inputs.backbone, inputs.match_seeds, inputs.records, plan.settings.naming.chain.contains(&NamingKind::Stage3)),
         figure_4a,
         figure_4b,
         consensus: inputs.consensus,
@@ -439,16 +512,16 @@ fn write_report(inputs: &ReportInputs, stage_records: &[manifest::StageRecord]) 
 }
 
 /// The line `run` prints: the accuracy beside the baselines (or why there is none).
-fn headline(plan: &Plan, summary: Option<&Summary>, selected: Option<&SeedRecord>, consensus: Option<&ConsensusRun>, elapsed_s: f64, reused: usize) -> String {
+fn headline(plan: &Plan, naming: &ClassifierNaming, summary: Option<&Summary>, selected: Option<&SeedRecord>, consensus: Option<&ConsensusRun>, elapsed_s: f64, reused: usize) -> String {
     let by_consensus = consensus.is_some_and(|c| c.is_model);
     let mut text = match summary {
         Some(s) => {
-            let (what, others) = match by_consensus {
-                true => (", names voted over the seeds", format!("each seed's own geometry names {}%; ", s.naming_accuracy)),
-                false => ("", format!("naming by geometry alone {}%; {}", s.naming_accuracy, s.consensus_accuracy.map(|c| format!("names voted over the seeds {c}%; ")).unwrap_or_default())),
+            let (how, others) = match by_consensus {
+                true => (format!("{}, names voted over the seeds", short_naming(&naming.chain)), format!("each seed's own geometry names {}%; ", s.naming_accuracy)),
+                false => (short_naming(&naming.chain).to_string(), format!("naming by geometry alone {}%; {}", s.naming_accuracy, s.consensus_accuracy.map(|c| format!("names voted over the seeds {c}%; ")).unwrap_or_default())),
             };
             format!(
-                "Zero-label accuracy ({}, {} seed(s){what}): {}% (Random baseline {}%; {others}{}clusters Hungarian-matched {}%)\n",
+                "Zero-label accuracy ({}, {} seed(s)): {}% [classifier {how}] (Random baseline {}%; {others}{}clusters Hungarian-matched {}%)\n",
                 plan.config.name,
                 s.accuracy.n,
                 s.accuracy,
@@ -459,13 +532,13 @@ fn headline(plan: &Plan, summary: Option<&Summary>, selected: Option<&SeedRecord
         }
         None => "No test labels: the classifier was trained, accuracy was not measured.\n".to_string(),
     };
-    let vote = match consensus {
-        Some(c) if c.is_model => format!(", its names voted over {} seeds (agreement {:.0}%)", c.consensus.seeds.len(), 100.0 * c.consensus.agreement),
-        _ => String::new(),
-    };
-    text.push_str(&format!("Classifier: {}{vote}.\n", plan.settings.naming.describe()));
+    text.push_str(&format!("Classifier: {}.\n", naming.text));
     if let Some(sentence) = selected.and_then(|s| report::trust_sentence(s, &plan.prior.class_names)) {
         text.push_str(&format!("{sentence} (seed {}; the report's naming section says more).\n", selected.map_or(0, |s| s.seed)));
+    }
+    if selected.and_then(|s| s.classifier_trust.as_ref()).is_some_and(|t| !t.trusted) {
+        let root = plan.layout.root();
+        text.push_str(&format!("Cluster sheets to name them yourself: zerolabel clusters --run {} --out {}\n", root.display(), root.join("sheets").display()));
     }
     let layout = &plan.layout;
     text.push_str(&format!(
@@ -476,10 +549,21 @@ fn headline(plan: &Plan, summary: Option<&Summary>, selected: Option<&SeedRecord
     text
 }
 
+/// The naming next to the accuracy in the printed line.
+fn short_naming(chain: &[NamingKind]) -> &'static str {
+    match chain {
+        [NamingKind::Person] => "named by a person from the cluster sheets",
+        [NamingKind::Stage3] => "from the paper's stage III",
+        [NamingKind::Geometry] => "named by geometry",
+        [NamingKind::Geometry, NamingKind::Stage3] => "named by geometry, then the paper's stage III",
+        _ => "from a naming chain",
+    }
+}
+
 /// `metrics.json`: the accuracy (mean, std, n) and every seed's metrics.
-fn write_metrics(plan: &Plan, metrics: &[SeedMetrics], summary: Option<&Summary>, selected_seed: u64) -> Result<()> {
+fn write_metrics(plan: &Plan, naming: &ClassifierNaming, metrics: &[SeedMetrics], summary: Option<&Summary>, selected_seed: u64) -> Result<()> {
     let value = json!({"command": "run", "config": plan.config.name, "classes": plan.prior.class_names, "params": plan.settings,
-        "naming": plan.settings.naming.describe(), "accuracy": summary.map(|s| s.accuracy), "summary": summary,
+        "naming": naming.text, "naming_chain": naming.chain, "accuracy": summary.map(|s| s.accuracy), "summary": summary,
         "seeds": metrics, "selected_seed": selected_seed});
     Ok(io::write_json_atomic(&plan.layout.metrics(), &value)?)
 }
@@ -542,23 +626,48 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let c = plan.prior.n_classes();
     let data = FeatureData::load(&backbone.train, &backbone.test, backbone.test_labels.as_deref(), c, plan.device)?;
     let orchestrator = Orchestrator::new(&plan.prior, &plan.settings, opts.quiet)?;
-    let (match_key, seeds, mut records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
+    let (match_key, match_seeds, match_records) = name_over_seeds(&plan, &orchestrator, &data, &backbone, &mut stages)?;
+    let (seeds, mut records, mut naming) = match &plan.person {
+        Some(person) => {
+            let (seeds, records, named_seed) = name_by_person(person, &orchestrator, &data, (&match_key, &match_seeds, &match_records), &mut stages, opts.quiet)?;
+            let others = if records.len() > 1 { "; every other seed's clusters aligned to them" } else { "" };
+            let text = format!("{} (the clusters of seed {named_seed}{others})", NamingKind::Person.describe());
+            (seeds, records, ClassifierNaming { text, is_paper: false, chain: vec![NamingKind::Person] })
+        }
+        None => {
+            let naming = &plan.settings.naming;
+            (match_seeds.clone(), match_records, ClassifierNaming { text: naming.describe(), is_paper: naming.is_paper(), chain: naming.chain.clone() })
+        }
+    };
     let selected_seed = orchestrator::selected_seed(&records).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?.seed;
-    let consensus = consensus::seeds_consensus(&plan, &seeds, &data, &records, selected_seed)?;
+    // The seeds' geometry names voted (a person's names are not voted).
+    let consensus = match plan.person {
+        Some(_) => None,
+        None => consensus::seeds_consensus(&plan, &seeds, &data, &records, selected_seed)?,
+    };
     apply_consensus(&mut records, consensus.as_ref(), data.test_labels.as_deref(), c);
+    if let Some(voted) = consensus.as_ref().filter(|v| v.is_model) {
+        naming.text = format!("{}, its names voted over {} seeds (agreement {:.0}%)", naming.text, voted.consensus.seeds.len(), 100.0 * voted.consensus.agreement);
+    }
     let selected = records.iter().find(|r| r.seed == selected_seed).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?;
-    let figure_4b = figure_4b_classifier(&plan, &orchestrator, &data, (&match_key, &seeds), selected, &mut stages)?;
-    write_model(&plan, &backbone, &seeds, selected, consensus.as_ref())?;
+    // Figure 4B compares stage III's two losses; a person's classifier has no stage III.
+    let figure_4b = match plan.person {
+        Some(_) => None,
+        None => figure_4b_classifier(&plan, &orchestrator, &data, (&match_key, &seeds), selected, &mut stages)?,
+    };
+    write_model(&plan, &naming, &backbone, &seeds, selected, consensus.as_ref())?;
     let metrics: Vec<SeedMetrics> = records.iter().filter_map(|r| r.metrics.clone()).collect();
     let mut summary = (!metrics.is_empty()).then(|| eval::summarize(&metrics, c));
     if let (Some(summary), Some(voted)) = (summary.as_mut(), consensus.as_ref()) {
         summary.consensus_accuracy = voted.accuracy.as_deref().map(eval::mean_std);
     }
-    write_metrics(&plan, &metrics, summary.as_ref(), selected.seed)?;
+    write_metrics(&plan, &naming, &metrics, summary.as_ref(), selected.seed)?;
     let report_started = Instant::now();
     let backbone_meta = backbone.best.as_deref().and_then(|best| simclr::read_meta(best).ok());
     let inputs = ReportInputs {
         plan: &plan,
+        naming: &naming,
+        match_seeds: &match_seeds,
         backbone: &backbone,
         backbone_meta: backbone_meta.as_ref(),
         data: &data,
@@ -574,6 +683,6 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     let timing = (started_unix, started.elapsed().as_secs_f64());
     write_manifest(&plan, opts, &backbone, backbone_meta.as_ref(), &stages.records, selected.seed, summary.as_ref(), &report_notes, timing)?;
     let reused = stages.records.iter().filter(|s| s.reused).count();
-    Ok(RunOutcome { headline: headline(&plan, summary.as_ref(), Some(selected), consensus.as_ref(), started.elapsed().as_secs_f64(), reused) })
+    Ok(RunOutcome { headline: headline(&plan, &naming, summary.as_ref(), Some(selected), consensus.as_ref(), started.elapsed().as_secs_f64(), reused) })
 }
 

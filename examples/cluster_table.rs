@@ -11,7 +11,7 @@
 //! split assigned by `Clusters::predict` (nearest centre, or the SCAN head). `--study-cache`
 //! reuses the naming study's sinkhorn/kmeans clusterings (same code, same seeds, its recorded
 //! wall times); `--cache` keeps every clustering this tool computes (one JSON per method and
-//! seed). Variants of scan: `--scan-head mlp`, `--scan-neighbours 50`, `--scan-self-label`,
+//! seed). Variants of scan: `--scan-head mlp`, `--scan-neighbours 50`, `--scan-lr 1e-3`, `--scan-self-label`,
 //! each labelled in the method column.
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -46,6 +46,8 @@ struct Cli {
     scan_neighbours: Option<usize>,
     #[arg(long)]
     scan_epochs: Option<usize>,
+    #[arg(long)]
+    scan_lr: Option<f64>,
     #[arg(long)]
     scan_self_label: bool,
     /// Print the SCAN loss of every epoch (label-free convergence check).
@@ -111,6 +113,9 @@ fn label(method: &str, cli: &Cli) -> String {
     if let Some(e) = cli.scan_epochs {
         label += &format!("-e{e}");
     }
+    if let Some(lr) = cli.scan_lr {
+        label += &format!("-lr{lr:e}");
+    }
     if cli.scan_self_label {
         label += "-selflabel";
     }
@@ -137,6 +142,7 @@ fn cluster(method: &str, label: &str, cli: &Cli, x: &Tensor, x_test: &Tensor, c:
                 head: cli.scan_head.unwrap_or(d.head),
                 neighbours: cli.scan_neighbours.unwrap_or(d.neighbours),
                 epochs: cli.scan_epochs.unwrap_or(d.epochs),
+                learning_rate: cli.scan_lr.unwrap_or(d.learning_rate),
                 self_label: cli.scan_self_label,
                 ..d
             })?)

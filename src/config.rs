@@ -8,7 +8,7 @@
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
 use crate::backbone::simclr::{LrSchedule, Precision, SimclrParams};
 use crate::backbone::torchscript::{InputNormalization, Preprocessing};
-use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, KMeansParams, SinkhornClusteringParams};
+use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, KMeansParams, ScanHeadKind, ScanParams, SinkhornClusteringParams};
 use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
 use crate::device::DeviceChoice;
@@ -415,9 +415,28 @@ pub struct StageArgs {
     /// Review code: size of the prior-sample pool drawn once [none: fresh samples every step].
     #[arg(long)]
     pub prior_pool: Option<usize>,
-    /// Stage II method: sinkhorn (the paper's OT clustering) or kmeans (k-means++, 10 restarts).
+    /// Stage II method: sinkhorn (the paper's OT clustering), kmeans (k-means++, 10 restarts)
+    /// or scan (SCAN heads on the frozen features, beyond the paper).
     #[arg(long, value_enum, default_value = "sinkhorn")]
     pub clustering: ClusteringKind,
+    /// SCAN: mined nearest neighbours per sample [20].
+    #[arg(long)]
+    pub scan_neighbours: Option<usize>,
+    /// SCAN: heads trained together, the lowest-loss one kept [10].
+    #[arg(long)]
+    pub scan_heads: Option<usize>,
+    /// SCAN: head architecture [linear].
+    #[arg(long, value_enum)]
+    pub scan_head: Option<ScanHeadKind>,
+    /// SCAN: epochs of the SCAN step [100].
+    #[arg(long)]
+    pub scan_epochs: Option<usize>,
+    /// SCAN: weight of the entropy of the mean prediction [5].
+    #[arg(long)]
+    pub scan_entropy_weight: Option<f64>,
+    /// SCAN: fine-tune the kept head on its confident predictions (threshold 0.99) [false].
+    #[arg(long)]
+    pub scan_self_label: Option<bool>,
     /// How clusters get their names, as a chain of methods, comma-separated: geometry (the
     /// default, the best measured: docs/naming-study.md), stage3 (the paper's, always trained
     /// beside another chain), or geometry,stage3 (stage III from the named clusters).
@@ -485,6 +504,12 @@ impl Default for StageArgs {
             selection_window: None,
             prior_pool: None,
             clustering: ClusteringKind::Sinkhorn,
+            scan_neighbours: None,
+            scan_heads: None,
+            scan_head: None,
+            scan_epochs: None,
+            scan_entropy_weight: None,
+            scan_self_label: None,
             naming: vec![NamingKind::Geometry],
             paper_reference: true,
             naming_consensus: true,
@@ -673,7 +698,15 @@ impl StageArgs {
         let clustering = match self.clustering {
             ClusteringKind::Sinkhorn => ClusteringMethod::Sinkhorn(clustering),
             ClusteringKind::Kmeans => ClusteringMethod::Kmeans(KMeansParams::new(n_classes)),
+            ClusteringKind::Scan => ClusteringMethod::Scan(self.scan_params(n_classes)),
         };
+        if self.clustering != ClusteringKind::Scan {
+            let given = [("scan_neighbours", self.scan_neighbours.is_some()), ("scan_heads", self.scan_heads.is_some()), ("scan_head", self.scan_head.is_some()),
+                ("scan_epochs", self.scan_epochs.is_some()), ("scan_entropy_weight", self.scan_entropy_weight.is_some()), ("scan_self_label", self.scan_self_label.is_some())];
+            if let Some((name, _)) = given.iter().find(|(_, set)| *set) {
+                bail!("stages.{name} is a setting of clustering = \"scan\", but clustering is \"{}\"", serde_json::to_value(self.clustering).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+            }
+        }
         clustering.build()?;
         let geometry = GeometryParams {
             size_weight: self.naming_size_weight,
@@ -685,6 +718,20 @@ impl StageArgs {
         let naming = NamingSettings { chain: self.naming.clone(), geometry, stage3: matching };
         naming.check()?;
         Ok(StageSettings { threads: self.threads, clustering, naming, paper_reference: self.paper_reference, naming_consensus: self.naming_consensus })
+    }
+
+    /// SCAN's recipe (`ScanParams::default_for`), then the explicit `scan_*` values.
+    fn scan_params(&self, n_classes: usize) -> ScanParams {
+        let d = ScanParams::default_for(n_classes);
+        ScanParams {
+            neighbours: self.scan_neighbours.unwrap_or(d.neighbours),
+            heads: self.scan_heads.unwrap_or(d.heads),
+            head: self.scan_head.unwrap_or(d.head),
+            epochs: self.scan_epochs.unwrap_or(d.epochs),
+            entropy_weight: self.scan_entropy_weight.unwrap_or(d.entropy_weight),
+            self_label: self.scan_self_label.unwrap_or(d.self_label),
+            ..d
+        }
     }
 
     /// Stage II and III parameters: the preset's values, then the explicit ones.

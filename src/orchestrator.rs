@@ -132,8 +132,9 @@ impl<'a> Orchestrator<'a> {
         let mut log_error = None;
         let clusters = self.clusterer.fit(train, seed, &mut |s| {
             bar.inc(1);
-            if s.step % 100 == 0 || s.step + 1 == steps {
-                bar.set_message(format!("OT cost {:.4}", s.loss));
+            // About 50 lines a seed: every 100th of Sinkhorn's 5000 steps, every SCAN epoch.
+            if s.step % (steps / 50).max(1) == 0 || s.step + 1 == steps {
+                bar.set_message(format!("{} loss {:.4}", self.clusterer.name(), s.loss));
                 let line = json!({"stage": "cluster", "seed": seed, "step": s.step + 1, "loss": s.loss, "sinkhorn_iterations": s.inner_iterations});
                 if let Err(e) = log.write(&line) {
                     log_error.get_or_insert(e);
@@ -347,10 +348,12 @@ fn save_seed(layout: &SeedsLayout, run: &SeedRun) -> Result<()> {
         paper.classifier.save(&layout.paper_classifier(seed))?;
     }
     let assignments = Tensor::from_slice(&run.clusters.assignments);
+    let head = run.clusters.head.as_ref().map(|h| h.named_tensors()).unwrap_or_default();
     let mut tensors = vec![("centroids", run.clusters.centres()), ("member_means", &run.clusters.member_means), ("assignments", &assignments)];
     if let Some(learned) = &run.clusters.learned_centres {
         tensors.push(("learned_centres", learned));
     }
+    tensors.extend(head.iter().map(|(name, t)| (name.as_str(), *t)));
     io::write_safetensors_atomic(&layout.clusters(seed), &tensors)?;
     crate::data::npy::write_npy_i64(&layout.test_predictions(seed), &[run.test_predictions.len()], &run.test_predictions)
 }
@@ -438,7 +441,8 @@ pub fn evaluate(run: &SeedRun, test: &Tensor, labels: &[i64], n_classes: usize) 
 }
 
 /// The stage II result of a seed saved by `run_seeds` (centres on the CPU, member means
-/// recomputed from `train` for files written before they were saved).
+/// recomputed from `train` for files written before they were saved, the cluster head where the
+/// method learned one, so that `predict` assigns new samples as the run did).
 pub fn load_clusters(layout: &SeedsLayout, seed: u64, train: &Tensor) -> Result<Clusters> {
     let path = layout.clusters(seed);
     let tensors = Tensor::read_safetensors(&path).map_err(|e| Error::format(&path, format!("not a clusters file: {e}")))?;
@@ -449,7 +453,9 @@ pub fn load_clusters(layout: &SeedsLayout, seed: u64, train: &Tensor) -> Result<
     let assignments = Vec::<i64>::try_from(&assignments)?;
     // Files written before member means were saved hold the learned centres as `centroids`.
     let learned = get("learned_centres").or_else(|| get("member_means").is_none().then_some(centroids));
-    Clusters::new(&train.to_device(tch::Device::Cpu), assignments, learned, vec![])
+    let mut clusters = Clusters::new(&train.to_device(tch::Device::Cpu), assignments, learned, vec![])?;
+    clusters.head = crate::clustering::ClusterHead::from_named(get);
+    Ok(clusters)
 }
 
 /// Loads a classifier saved by `run_seeds`.

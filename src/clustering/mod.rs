@@ -4,6 +4,7 @@
 //!
 //! Clusters are not classes: nothing here maps a cluster to a name (that is [`crate::naming`]).
 pub mod kmeans;
+pub mod scan;
 pub mod sinkhorn;
 
 use crate::error::{Error, Result};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 pub use kmeans::{KMeansClusterer, KMeansParams};
+pub use scan::{ScanClusterer, ScanHeadKind, ScanParams};
 pub use sinkhorn::{AssignmentRule, SinkhornClusterer, SinkhornClusteringParams};
 
 /// One step of a clustering method, for progress bars and metrics lines.
@@ -36,6 +38,40 @@ pub struct Clusters {
     pub member_means: Tensor,
     /// (step, loss) every few steps.
     pub curve: Vec<(usize, f64)>,
+    /// The head that assigns new samples, where the method learned one (SCAN); else new
+    /// samples go to the nearest centre.
+    pub head: Option<ClusterHead>,
+}
+
+/// A learned cluster head: linear layers with ReLU between them, (B, D) -> (B, k) logits.
+pub struct ClusterHead {
+    /// (weight (in, out) f32, bias (out) f32) of each layer.
+    pub layers: Vec<(Tensor, Tensor)>,
+}
+
+impl ClusterHead {
+    /// (B, D) -> (B, k) logits.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = x.shallow_clone();
+        for (i, (w, b)) in self.layers.iter().enumerate() {
+            if i > 0 {
+                h = h.relu();
+            }
+            h = h.matmul(&w.to_device(x.device())) + b.to_device(x.device());
+        }
+        h
+    }
+
+    /// The tensors a clusters file holds: `head_{i}_weight`, `head_{i}_bias`.
+    pub fn named_tensors(&self) -> Vec<(String, &Tensor)> {
+        self.layers.iter().enumerate().flat_map(|(i, (w, b))| [(format!("head_{i}_weight"), w), (format!("head_{i}_bias"), b)]).collect()
+    }
+
+    /// Reads back what `named_tensors` wrote (None when there is no `head_0_weight`).
+    pub fn from_named(get: impl Fn(&str) -> Option<Tensor>) -> Option<Self> {
+        let layers: Vec<(Tensor, Tensor)> = (0..).map_while(|i| Some((get(&format!("head_{i}_weight"))?, get(&format!("head_{i}_bias"))?))).collect();
+        (!layers.is_empty()).then_some(ClusterHead { layers })
+    }
 }
 
 impl Clusters {
@@ -43,7 +79,7 @@ impl Clusters {
     pub fn new(features: &Tensor, assignments: Vec<i64>, learned_centres: Option<Tensor>, curve: Vec<(usize, f64)>) -> Result<Self> {
         let k = learned_centres.as_ref().map_or_else(|| assignments.iter().max().map_or(0, |m| m + 1), |c| c.size()[0]);
         let member_means = member_means(features, &assignments, k)?;
-        Ok(Clusters { assignments, soft_assignments: None, learned_centres, member_means, curve })
+        Ok(Clusters { assignments, soft_assignments: None, learned_centres, member_means, curve, head: None })
     }
 
     /// The centres that naming and stage III start from, and that new samples are assigned to:
@@ -52,10 +88,16 @@ impl Clusters {
         self.learned_centres.as_ref().unwrap_or(&self.member_means)
     }
 
-    /// Nearest centre of each row (for new samples, e.g. the test split).
+    /// Cluster of each row (for new samples, e.g. the test split): the argmax of the learned
+    /// head where there is one (SCAN), else the nearest centre.
     pub fn predict(&self, features: &Tensor) -> Vec<i64> {
-        let centres = self.centres().to_device(features.device());
-        tch::no_grad(|| Vec::<i64>::try_from(squared_distances(features, &centres).argmin(1, false)).unwrap_or_default())
+        tch::no_grad(|| {
+            let best = match &self.head {
+                Some(head) => head.forward(&features.to_kind(Kind::Float)).argmax(1, false),
+                None => squared_distances(features, &self.centres().to_device(features.device())).argmin(1, false),
+            };
+            Vec::<i64>::try_from(best.to_device(tch::Device::Cpu)).unwrap_or_default()
+        })
     }
 
     pub fn n_clusters(&self) -> usize {
@@ -113,6 +155,8 @@ pub enum ClusteringMethod {
     Sinkhorn(SinkhornClusteringParams),
     /// k-means++ with restarts, the lowest inertia kept.
     Kmeans(KMeansParams),
+    /// SCAN on frozen features: neighbour-consistency heads, the lowest-loss one kept.
+    Scan(ScanParams),
 }
 
 impl ClusteringMethod {
@@ -121,6 +165,7 @@ impl ClusteringMethod {
         match self {
             ClusteringMethod::Sinkhorn(p) => Ok(Box::new(SinkhornClusterer::new(p.clone())?)),
             ClusteringMethod::Kmeans(p) => Ok(Box::new(KMeansClusterer::new(*p)?)),
+            ClusteringMethod::Scan(p) => Ok(Box::new(ScanClusterer::new(p.clone())?)),
         }
     }
 
@@ -128,6 +173,7 @@ impl ClusteringMethod {
         match self {
             ClusteringMethod::Sinkhorn(p) => p.n_clusters,
             ClusteringMethod::Kmeans(p) => p.k,
+            ClusteringMethod::Scan(p) => p.n_clusters,
         }
     }
 }
@@ -140,6 +186,8 @@ pub enum ClusteringKind {
     Sinkhorn,
     /// k-means++ with 10 restarts (centres = member means).
     Kmeans,
+    /// SCAN on frozen features: 20 mined neighbours, 10 linear heads, the lowest-loss one kept.
+    Scan,
 }
 
 #[cfg(test)]

@@ -137,6 +137,27 @@ pub fn member_means(features: &Tensor, assignments: &[i64], k: i64) -> Result<Te
     Ok(sums / counts.clamp_min(1.0).unsqueeze(1))
 }
 
+/// Argmax of `affinity` ((N, k), higher is closer); every empty cluster then takes the sample,
+/// from a cluster with more than one member, with the highest affinity to it, so that no
+/// cluster is empty (the `Clusters` contract).
+pub(crate) fn argmax_none_empty(affinity: &Tensor, k: usize) -> Result<Vec<i64>> {
+    let mut assignments = Vec::<i64>::try_from(affinity.argmax(1, false).to_device(tch::Device::Cpu))?;
+    let mut sizes = vec![0usize; k];
+    assignments.iter().for_each(|&a| sizes[a as usize] += 1);
+    if sizes.iter().all(|&s| s > 0) {
+        return Ok(assignments);
+    }
+    let affinity = Vec::<Vec<f32>>::try_from(affinity.to_kind(Kind::Float).to_device(tch::Device::Cpu))?;
+    while let Some(empty) = sizes.iter().position(|&s| s == 0) {
+        let donor = (0..assignments.len()).filter(|&i| sizes[assignments[i] as usize] > 1).max_by(|&i, &j| affinity[i][empty].total_cmp(&affinity[j][empty]));
+        let Some(i) = donor else { break };
+        sizes[assignments[i] as usize] -= 1;
+        assignments[i] = empty as i64;
+        sizes[empty] += 1;
+    }
+    Ok(assignments)
+}
+
 /// A stage II method.
 pub trait Clusterer {
     /// The method's name in configs (`sinkhorn`, ...).

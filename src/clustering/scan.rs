@@ -24,7 +24,7 @@
 //! clusters with more than one member, whose probability for it is highest); the soft
 //! assignments are the head's probabilities; new samples are assigned by the head
 //! ([`Clusters::predict`] uses [`ClusterHead`]).
-use super::{ClusterHead, Clusterer, ClusteringStep, Clusters};
+use super::{argmax_none_empty, ClusterHead, Clusterer, ClusteringStep, Clusters};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -216,7 +216,7 @@ impl ScanClusterer {
             })?;
         }
         let probs = tch::no_grad(|| head.forward(&x).softmax(-1, Kind::Float));
-        let assignments = fill_empty(&probs, p.n_clusters)?;
+        let assignments = argmax_none_empty(&probs, p.n_clusters)?;
         let mut clusters = Clusters::new(&x, assignments, None, curve)?;
         clusters.soft_assignments = Some(probs);
         clusters.head = Some(head);
@@ -431,26 +431,6 @@ fn self_label(head: ClusterHead, x: &Tensor, p: &ScanParams, rng: &mut Rng, repo
     Ok(ClusterHead { layers: trainable.layers.iter().map(|(w, b)| (w.detach().copy(), b.detach().copy())).collect() })
 }
 
-/// Argmax of `probs` ((N, c)); every empty cluster then takes the sample, from a cluster with
-/// more than one member, whose probability for it is highest.
-fn fill_empty(probs: &Tensor, c: usize) -> Result<Vec<i64>> {
-    let mut assignments = Vec::<i64>::try_from(probs.argmax(1, false).to_device(Device::Cpu))?;
-    let mut sizes = vec![0usize; c];
-    assignments.iter().for_each(|&a| sizes[a as usize] += 1);
-    if sizes.iter().all(|&s| s > 0) {
-        return Ok(assignments);
-    }
-    let probs = Vec::<Vec<f32>>::try_from(probs.to_device(Device::Cpu))?;
-    while let Some(empty) = sizes.iter().position(|&s| s == 0) {
-        let donor = (0..assignments.len()).filter(|&i| sizes[assignments[i] as usize] > 1).max_by(|&i, &j| probs[i][empty].total_cmp(&probs[j][empty]));
-        let Some(i) = donor else { break };
-        sizes[assignments[i] as usize] -= 1;
-        assignments[i] = empty as i64;
-        sizes[empty] += 1;
-    }
-    Ok(assignments)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,7 +569,7 @@ mod tests {
     fn no_cluster_ends_empty() {
         // Every sample prefers cluster 0; clusters 1 and 2 take the most likely of the rest.
         let probs = Tensor::from_slice(&[0.9f32, 0.05, 0.05, 0.8, 0.15, 0.05, 0.7, 0.1, 0.2, 0.6, 0.3, 0.1]).view([4, 3]);
-        assert_eq!(fill_empty(&probs, 3).unwrap(), vec![0, 0, 2, 1]);
+        assert_eq!(argmax_none_empty(&probs, 3).unwrap(), vec![0, 0, 2, 1]);
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The paper's stage II, feature clustering (FC): k centroids learned by minimising the
 //! entropic OT cost between batches of L2-normalised features (uniform weights) and the
 //! centroids (uniform weights). The balanced column marginal is what keeps every cluster in use.
-use super::{squared_distances, Clusterer, ClusteringStep, Clusters};
+use super::{argmax_none_empty, squared_distances, Clusterer, ClusteringStep, Clusters};
 use crate::error::{Error, Result};
 use crate::ot::{self, SinkhornParams};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::OptimizerConfig, Kind, Tensor};
+use tch::{nn, nn::OptimizerConfig, Tensor};
 
 /// How each training sample is given its cluster after the centroids are learned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -156,22 +156,7 @@ fn assign(features: &Tensor, centroids: &Tensor, params: &SinkhornClusteringPara
             ot::sinkhorn(&cost, &a, &b, &params.sinkhorn, None).plan.log()
         }
     };
-    let mut assignments = Vec::<i64>::try_from(affinity.argmax(1, false))?;
-    let affinity = Vec::<Vec<f32>>::try_from(affinity.to_kind(Kind::Float))?;
-    let mut sizes = vec![0usize; k as usize];
-    for &a in &assignments {
-        sizes[a as usize] += 1;
-    }
-    while let Some(empty) = sizes.iter().position(|&s| s == 0) {
-        let candidate = (0..n as usize)
-            .filter(|&i| sizes[assignments[i] as usize] > 1)
-            .max_by(|&i, &j| affinity[i][empty].total_cmp(&affinity[j][empty]));
-        let Some(i) = candidate else { break };
-        sizes[assignments[i] as usize] -= 1;
-        assignments[i] = empty as i64;
-        sizes[empty] += 1;
-    }
-    Ok(assignments)
+    argmax_none_empty(&affinity, k as usize)
 }
 
 #[cfg(test)]
@@ -187,7 +172,7 @@ mod tests {
         assert!(error(SinkhornClusteringParams { batch_size: 3, ..p.clone() }).contains("cluster batch_size = 3: expected at least n_clusters"));
         assert!(error(SinkhornClusteringParams { steps: 0, ..p.clone() }).contains("cluster_steps = 0"));
         assert!(error(SinkhornClusteringParams::default_for(1)).contains("n_clusters = 1: expected at least 2"));
-        let few = Tensor::zeros([5, 3], (Kind::Float, tch::Device::Cpu));
+        let few = Tensor::zeros([5, 3], (tch::Kind::Float, tch::Device::Cpu));
         let fitted = SinkhornClusterer::new(p).unwrap().fit(&few, 0, &mut |_| {});
         assert!(fitted.err().unwrap().to_string().contains("n_clusters = 10: expected at most the number of samples (5)"));
     }

@@ -242,7 +242,12 @@ fn curves(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
             canvas.save(&plot::hstack(&panels), "loss_pretrain")?;
             let _ = writeln!(canvas.md, "![stage I](plots/loss_pretrain.png)\n");
         }
-        canvas.save(&plot::line_chart(font, "Stage II: Sinkhorn clustering OT cost", "step", "OT cost", &per_seed_series(&c.clustering), 640, 360), "loss_clustering")?;
+        let (title, y_label) = match r.config.stages.clustering {
+            crate::clustering::ClusteringKind::Sinkhorn => ("Stage II: Sinkhorn clustering OT cost", "OT cost"),
+            crate::clustering::ClusteringKind::Kmeans => ("Stage II: k-means inertia", "inertia"),
+            crate::clustering::ClusteringKind::Scan => ("Stage II: SCAN loss", "loss"),
+        };
+        canvas.save(&plot::line_chart(font, title, "step", y_label, &per_seed_series(&c.clustering), 640, 360), "loss_clustering")?;
         canvas.save(&plot::line_chart(font, "Stage III: L_cgsk (mean over the selection window)", "step", "loss", &per_seed_series(&c.matching), 640, 360), "loss_matching")?;
         let _ = writeln!(canvas.md, "![stage II](plots/loss_clustering.png)\n\n![stage III](plots/loss_matching.png)\n");
     }

@@ -279,21 +279,15 @@ impl<'a> Orchestrator<'a> {
             let seconds = started.elapsed().as_secs_f64();
             let metrics = match (&data.test_labels, &base_record.metrics) {
                 (Some(labels), Some(base_metrics)) => {
-                    let c = self.prior.n_classes();
-                    let report = eval::classification_report(&predictions, labels, c);
-                    Some(SeedMetrics {
-                        accuracy: report.accuracy,
-                        classifier_hungarian_accuracy: eval::hungarian_accuracy(&predictions, labels, c, c),
-                        classifier_nmi: eval::nmi(&predictions, labels, c, c),
-                        classifier_ari: eval::ari(&predictions, labels, c, c),
-                        initial_accuracy: report.accuracy,
+                    let metrics = SeedMetrics {
                         paper_accuracy: if base_is_paper { Some(base_metrics.accuracy) } else { base_metrics.paper_accuracy },
                         best_step: 0,
                         selection_score: named.selection_score,
                         match_seconds: seconds,
-                        report,
                         ..base_metrics.clone()
-                    })
+                    }
+                    .with_classifier_predictions(&predictions, labels, self.prior.n_classes());
+                    Some(SeedMetrics { initial_accuracy: metrics.accuracy, ..metrics })
                 }
                 _ => None,
             };

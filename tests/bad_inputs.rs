@@ -2,11 +2,11 @@
 //! in a temporary folder and checks for a clean error that names the file or value (or, for
 //! outputs, that nothing earlier was lost). Each failed (panicked, hung, or passed silently) on
 //! the code before the fix.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use zerolabel::data::images::{read_dataset, DatasetFormat, Split};
+use zerolabel::fuzz::zip_members;
 
 fn workdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("zl-bad-{name}-{}", std::process::id()));
@@ -59,54 +59,6 @@ fn npy_bytes(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// A zip archive of `members` (name, bytes), deflated or stored.
-fn zip(members: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
-    let (mut out, mut central) = (Vec::new(), Vec::new());
-    for (name, data) in members {
-        let mut crc = flate2::Crc::new();
-        crc.update(data);
-        let stored = if deflate {
-            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(data).unwrap();
-            e.finish().unwrap()
-        } else {
-            data.clone()
-        };
-        let offset = out.len() as u32;
-        let method: u16 = if deflate { 8 } else { 0 };
-        let common = |v: &mut Vec<u8>| {
-            v.extend(20u16.to_le_bytes());
-            v.extend(0u16.to_le_bytes());
-            v.extend(method.to_le_bytes());
-            v.extend([0u8; 4]);
-            v.extend(crc.sum().to_le_bytes());
-            v.extend((stored.len() as u32).to_le_bytes());
-            v.extend((data.len() as u32).to_le_bytes());
-            v.extend((name.len() as u16).to_le_bytes());
-            v.extend(0u16.to_le_bytes());
-        };
-        out.extend([0x50, 0x4b, 0x03, 0x04]);
-        common(&mut out);
-        out.extend(name.as_bytes());
-        out.extend(&stored);
-        central.extend([0x50, 0x4b, 0x01, 0x02]);
-        central.extend(20u16.to_le_bytes());
-        common(&mut central);
-        central.extend([0u8; 10]);
-        central.extend(offset.to_le_bytes());
-        central.extend(name.as_bytes());
-    }
-    let cd_offset = out.len() as u32;
-    out.extend(&central);
-    out.extend([0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0]);
-    out.extend((members.len() as u16).to_le_bytes());
-    out.extend((members.len() as u16).to_le_bytes());
-    out.extend((central.len() as u32).to_le_bytes());
-    out.extend(cd_offset.to_le_bytes());
-    out.extend(0u16.to_le_bytes());
-    out
-}
-
 /// A MedMNIST-like archive with 4 grey 8x8 images per split and the given train labels.
 fn medmnist(path: &Path, train_labels: &[i64], deflate: bool) {
     let images = npy_bytes("|u1", "(4, 8, 8)", &[7u8; 256]);
@@ -117,7 +69,7 @@ fn medmnist(path: &Path, train_labels: &[i64], deflate: bool) {
         ("test_images.npy", images),
         ("test_labels.npy", labels(&[0, 1, 2, 0])),
     ];
-    std::fs::write(path, zip(&members, deflate)).unwrap();
+    std::fs::write(path, zip_members(&members, deflate)).unwrap();
 }
 
 fn word_vectors(dir: &Path, text: &str) -> PathBuf {
@@ -140,7 +92,7 @@ fn class01_header_sizes_that_overflow_are_refused() {
     assert!(e.contains("f.npy") && (e.contains("overflow") || e.contains("too large")), "{e}");
 
     let archive = dir.join("m.npz");
-    std::fs::write(&archive, zip(&[("train_images.npy", npy_bytes("|u1", "(4294967296, 4294967296, 1)", &[]))], false)).unwrap();
+    std::fs::write(&archive, zip_members(&[("train_images.npy", npy_bytes("|u1", "(4294967296, 4294967296, 1)", &[]))], false)).unwrap();
     let e = zerolabel::data::npz::read_npz(&archive).err().expect(".npz member overflow accepted").to_string();
     assert!(e.contains("train_images.npy") && (e.contains("overflow") || e.contains("too large")), "{e}");
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{Kind, Tensor};
-use zerolabel::clustering::{squared_distances, Clusterer, KMeansClusterer, KMeansParams, ScanClusterer, ScanHeadKind, ScanParams, SinkhornClusterer, SinkhornClusteringParams};
+use zerolabel::clustering::{squared_distances, Clusterer, KMeansClusterer, KMeansParams, ScanClusterer, ScanHeadKind, ScanObjective, ScanParams, SinkhornClusterer, SinkhornClusteringParams};
 use zerolabel::data::features::{l2_normalize, load_features};
 use zerolabel::eval;
 
@@ -50,6 +50,10 @@ struct Cli {
     scan_lr: Option<f64>,
     #[arg(long)]
     scan_self_label: bool,
+    #[arg(long)]
+    scan_objective: Option<ScanObjective>,
+    #[arg(long)]
+    scan_heads: Option<usize>,
     /// Print the SCAN loss of every epoch (label-free convergence check).
     #[arg(long)]
     verbose: bool,
@@ -116,6 +120,12 @@ fn label(method: &str, cli: &Cli) -> String {
     if let Some(lr) = cli.scan_lr {
         label += &format!("-lr{lr:e}");
     }
+    if cli.scan_objective == Some(ScanObjective::Temi) {
+        label += "-temi";
+    }
+    if let Some(h) = cli.scan_heads {
+        label += &format!("-h{h}");
+    }
     if cli.scan_self_label {
         label += "-selflabel";
     }
@@ -144,6 +154,8 @@ fn cluster(method: &str, label: &str, cli: &Cli, x: &Tensor, x_test: &Tensor, c:
                 epochs: cli.scan_epochs.unwrap_or(d.epochs),
                 learning_rate: cli.scan_lr.unwrap_or(d.learning_rate),
                 self_label: cli.scan_self_label,
+                objective: cli.scan_objective.unwrap_or(d.objective),
+                heads: cli.scan_heads.unwrap_or(d.heads),
                 ..d
             })?)
         }

@@ -8,7 +8,7 @@
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
 use crate::backbone::simclr::{LrSchedule, Precision, SimclrParams};
 use crate::backbone::torchscript::{InputNormalization, Preprocessing};
-use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, KMeansParams, ScanHeadKind, ScanParams, SinkhornClusteringParams};
+use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, KMeansParams, ScanHeadKind, ScanObjective, ScanParams, SinkhornClusteringParams};
 use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
 use crate::device::DeviceChoice;
@@ -428,6 +428,10 @@ pub struct StageArgs {
     /// SCAN: head architecture [linear].
     #[arg(long, value_enum)]
     pub scan_head: Option<ScanHeadKind>,
+    /// SCAN: the heads' loss, scan (neighbour consistency + entropy) or temi (TEMI's weighted
+    /// PMI with an EMA teacher) [scan].
+    #[arg(long, value_enum)]
+    pub scan_objective: Option<ScanObjective>,
     /// SCAN: epochs of the SCAN step [100].
     #[arg(long)]
     pub scan_epochs: Option<usize>,
@@ -507,6 +511,7 @@ impl Default for StageArgs {
             scan_neighbours: None,
             scan_heads: None,
             scan_head: None,
+            scan_objective: None,
             scan_epochs: None,
             scan_entropy_weight: None,
             scan_self_label: None,
@@ -701,7 +706,7 @@ impl StageArgs {
             ClusteringKind::Scan => ClusteringMethod::Scan(self.scan_params(n_classes)),
         };
         if self.clustering != ClusteringKind::Scan {
-            let given = [("scan_neighbours", self.scan_neighbours.is_some()), ("scan_heads", self.scan_heads.is_some()), ("scan_head", self.scan_head.is_some()),
+            let given = [("scan_neighbours", self.scan_neighbours.is_some()), ("scan_heads", self.scan_heads.is_some()), ("scan_head", self.scan_head.is_some()), ("scan_objective", self.scan_objective.is_some()),
                 ("scan_epochs", self.scan_epochs.is_some()), ("scan_entropy_weight", self.scan_entropy_weight.is_some()), ("scan_self_label", self.scan_self_label.is_some())];
             if let Some((name, _)) = given.iter().find(|(_, set)| *set) {
                 bail!("stages.{name} is a setting of clustering = \"scan\", but clustering is \"{}\"", serde_json::to_value(self.clustering).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
@@ -727,6 +732,7 @@ impl StageArgs {
             neighbours: self.scan_neighbours.unwrap_or(d.neighbours),
             heads: self.scan_heads.unwrap_or(d.heads),
             head: self.scan_head.unwrap_or(d.head),
+            objective: self.scan_objective.unwrap_or(d.objective),
             epochs: self.scan_epochs.unwrap_or(d.epochs),
             entropy_weight: self.scan_entropy_weight.unwrap_or(d.entropy_weight),
             self_label: self.scan_self_label.unwrap_or(d.self_label),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 pub use kmeans::{KMeansClusterer, KMeansParams};
-pub use scan::{ScanClusterer, ScanHeadKind, ScanParams};
+pub use scan::{ScanClusterer, ScanHeadKind, ScanObjective, ScanParams};
 pub use sinkhorn::{AssignmentRule, SinkhornClusterer, SinkhornClusteringParams};
 
 /// One step of a clustering method, for progress bars and metrics lines.

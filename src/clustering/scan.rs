@@ -20,6 +20,12 @@
 //!    features the weak view is the feature and the strong one the feature plus Gaussian noise
 //!    (relative size `self_label_noise`), projected back onto the unit sphere.
 //!
+//! `objective = temi` trains the heads with TEMI's loss instead ([`temi_loss`]: Adaloglou et
+//! al., BMVC 2023, the frozen-feature clustering heads that gained 6-12 points over k-means on
+//! pretrained features): a student head and its exponential-moving-average teacher, the pointwise
+//! mutual information of a sample and its neighbour raised to beta = 0.6, weighted by the
+//! teachers' agreement; the head with the lowest mean loss over the last epoch is kept.
+//!
 //! The clusters are the argmax of the kept head (an empty cluster is given the samples, from
 //! clusters with more than one member, whose probability for it is highest); the soft
 //! assignments are the head's probabilities; new samples are assigned by the head
@@ -40,6 +46,28 @@ pub enum ScanHeadKind {
     Mlp,
 }
 
+/// The loss the clustering heads are trained with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScanObjective {
+    /// SCAN's neighbour consistency plus the entropy of the mean prediction ([`scan_loss`]).
+    #[default]
+    Scan,
+    /// TEMI's weighted pointwise mutual information between a student head and its
+    /// exponential-moving-average teacher ([`temi_loss`]); `entropy_weight` is unused.
+    Temi,
+}
+
+/// TEMI's recipe (Adaloglou et al., "Exploring the Limits of Deep Image Clustering using
+/// Pretrained Models", BMVC 2023): the exponent beta of its PMI^beta, the student's and the
+/// teacher's softmax temperatures (DINO's), the teacher's EMA momentum, and the momentum of
+/// the running estimate of the teacher's cluster marginal.
+const TEMI_BETA: f64 = 0.6;
+const TEMI_STUDENT_TEMPERATURE: f64 = 0.1;
+const TEMI_TEACHER_TEMPERATURE: f64 = 0.04;
+const TEMI_TEACHER_MOMENTUM: f64 = 0.996;
+const TEMI_MARGINAL_MOMENTUM: f64 = 0.9;
+
 /// Hyper-parameters of SCAN on frozen features; `default_for(c)` gives SCAN's recipe.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScanParams {
@@ -51,6 +79,9 @@ pub struct ScanParams {
     /// Heads trained together; the lowest-loss one is kept (SCAN: 10 for frozen features).
     pub heads: usize,
     pub head: ScanHeadKind,
+    /// SCAN's loss or TEMI's (absent in parameters written before TEMI: SCAN's).
+    #[serde(default)]
+    pub objective: ScanObjective,
     /// Hidden width of the MLP head.
     pub hidden: usize,
     /// Passes over the training set of the SCAN step.
@@ -83,6 +114,7 @@ impl ScanParams {
             entropy_weight: 5.0,
             heads: 10,
             head: ScanHeadKind::Linear,
+            objective: ScanObjective::Scan,
             hidden: 512,
             epochs: 100,
             batch_size: 512,
@@ -182,20 +214,30 @@ impl ScanClusterer {
         let mut rng = Rng::derive(seed, "scan");
         let heads = Heads::init(p, d, &mut rng, device);
         let mut opt = nn::Adam::default().wd(p.weight_decay).build(&heads.vs, p.learning_rate)?;
+        let mut temi = (p.objective == ScanObjective::Temi).then(|| TemiState::new(&heads));
         let k = p.neighbours;
         let batch = p.batch_size.min(n as usize);
         let mut order: Vec<i64> = (0..n).collect();
         let mut curve = Vec::new();
+        let mut last_epoch_losses = Tensor::zeros([heads.count], (Kind::Double, device));
         for epoch in 0..p.epochs {
             rng.shuffle(&mut order);
             let (mut sum, mut batches) = (0.0, 0usize);
+            last_epoch_losses = last_epoch_losses.zeros_like();
             for anchors in order.chunks(batch) {
                 let picked: Vec<i64> = anchors.iter().map(|&i| nbr_flat[i as usize * k + rng.below(k)]).collect();
                 let xa = x.index_select(0, &Tensor::from_slice(anchors).to_device(device));
                 let xn = x.index_select(0, &Tensor::from_slice(&picked).to_device(device));
-                let losses = scan_loss(&heads.logits(&xa), &heads.logits(&xn), p.entropy_weight);
+                let losses = match temi.as_mut() {
+                    None => scan_loss(&heads.logits(&xa), &heads.logits(&xn), p.entropy_weight),
+                    Some(state) => state.loss(&heads, &xa, &xn),
+                };
                 let loss = losses.sum(Kind::Float);
                 opt.backward_step(&loss);
+                if let Some(state) = temi.as_mut() {
+                    state.teacher_follows(&heads);
+                }
+                last_epoch_losses += losses.detach().to_kind(Kind::Double);
                 sum += loss.double_value(&[]) / p.heads as f64;
                 batches += 1;
             }
@@ -206,7 +248,12 @@ impl ScanClusterer {
             curve.push((epoch, value));
             observer(&ClusteringStep { step: epoch, loss: value, inner_iterations: batches });
         }
-        let head_losses = tch::no_grad(|| whole_set_losses(&heads, &x, &neighbours, p.entropy_weight))?;
+        // SCAN: each head's loss over the whole set and all its neighbours; TEMI, whose loss
+        // needs the teacher's running marginal: each head's mean loss over the last epoch.
+        let head_losses = match temi {
+            None => tch::no_grad(|| whole_set_losses(&heads, &x, &neighbours, p.entropy_weight))?,
+            Some(_) => Vec::<f64>::try_from(last_epoch_losses / order.chunks(batch).len() as f64)?,
+        };
         let chosen = head_losses.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(h, _)| h);
         let mut head = heads.extract(chosen);
         if p.self_label {
@@ -281,6 +328,61 @@ pub fn scan_loss(logits_a: &Tensor, logits_n: &Tensor, entropy_weight: f64) -> T
     consistency - entropy(&mean_p) * entropy_weight
 }
 
+/// TEMI's loss of each head (BMVC 2023, eqs. 6-9) for anchors a and one mined neighbour n
+/// each: student logits `student_a`, `student_n` and teacher logits `teacher_a`, `teacher_n`,
+/// all (H, B, c), and `log_marginal` (H, 1, c), the log of the running estimate of each
+/// teacher head's cluster marginal q~. Returns (H):
+///
+///   `-1/B sum_b w_b * (pmi(s_a, t_n) + pmi(s_n, t_a)) / 2`,
+///   `pmi(s, t) = log sum_k (s_k t_k)^beta / q~_k`,   `w_b = mean_h sum_k t_a,k t_n,k`,
+///
+/// with s = softmax(student / 0.1) and t = softmax(teacher / 0.04). The teacher terms and the
+/// weight w (the teachers' agreement on the pair, averaged over the heads: TEMI's ensemble
+/// weighting) carry no gradient; dividing by q~ keeps every cluster in use.
+pub fn temi_loss(student_a: &Tensor, student_n: &Tensor, teacher_a: &Tensor, teacher_n: &Tensor, log_marginal: &Tensor) -> Tensor {
+    let last = [-1i64];
+    let log_s = |l: &Tensor| (l / TEMI_STUDENT_TEMPERATURE).log_softmax(-1, Kind::Float);
+    let log_t = |l: &Tensor| (l.detach() / TEMI_TEACHER_TEMPERATURE).log_softmax(-1, Kind::Float);
+    let (s_a, s_n, t_a, t_n) = (log_s(student_a), log_s(student_n), log_t(teacher_a), log_t(teacher_n));
+    let log_marginal = log_marginal.detach();
+    let pmi = |s: &Tensor, t: &Tensor| ((s + t) * TEMI_BETA - &log_marginal).logsumexp(last.as_slice(), false);
+    let weight = (&t_a + &t_n).exp().sum_dim_intlist(last.as_slice(), false, Kind::Float).mean_dim([0i64].as_slice(), true, Kind::Float);
+    let both = (pmi(&s_a, &t_n) + pmi(&s_n, &t_a)) * 0.5;
+    -(weight * both).mean_dim(last.as_slice(), false, Kind::Float)
+}
+
+/// TEMI's state beside the student heads: the teacher (an exponential moving average of the
+/// student's parameters, momentum 0.996) and each teacher head's running cluster marginal.
+struct TemiState {
+    teacher: HeadWeights,
+    marginal: Tensor,
+}
+
+impl TemiState {
+    fn new(student: &Heads) -> Self {
+        let teacher = student.weights.detached_copy();
+        let c = teacher.b_last().size()[2];
+        let marginal = Tensor::full([student.count, 1, c], 1.0 / c as f64, (Kind::Float, teacher.b1.device()));
+        TemiState { teacher, marginal }
+    }
+
+    /// The loss of each head on a batch; first updates the marginal with the batch's teacher
+    /// probabilities (momentum 0.9), as TEMI does.
+    fn loss(&mut self, student: &Heads, xa: &Tensor, xn: &Tensor) -> Tensor {
+        let (teacher_a, teacher_n) = tch::no_grad(|| (self.teacher.logits(xa), self.teacher.logits(xn)));
+        tch::no_grad(|| {
+            let probs = Tensor::cat(&[&teacher_a, &teacher_n], 1).divide_scalar(TEMI_TEACHER_TEMPERATURE).softmax(-1, Kind::Float);
+            let batch_mean = probs.mean_dim([1i64].as_slice(), true, Kind::Float);
+            self.marginal = &self.marginal * TEMI_MARGINAL_MOMENTUM + batch_mean * (1.0 - TEMI_MARGINAL_MOMENTUM);
+        });
+        temi_loss(&student.logits(xa), &student.logits(xn), &teacher_a, &teacher_n, &self.marginal.clamp_min(1e-12).log())
+    }
+
+    fn teacher_follows(&mut self, student: &Heads) {
+        tch::no_grad(|| self.teacher.move_towards(&student.weights, TEMI_TEACHER_MOMENTUM));
+    }
+}
+
 /// Entropy of each row (last dim) of probabilities, with SCAN's clamp at 1e-8.
 fn entropy(p: &Tensor) -> Tensor {
     let clamped = p.clamp_min(1e-8);
@@ -328,10 +430,14 @@ fn blocked(n: i64, f: impl Fn(i64, i64) -> Tensor) -> Tensor {
 struct Heads {
     vs: nn::VarStore,
     count: i64,
-    /// (H, D, hidden or c) and (H, 1, hidden or c).
+    weights: HeadWeights,
+}
+
+/// The stacked parameters of the heads: (H, D, hidden or c) and (H, 1, hidden or c), then
+/// (H, hidden, c) and (H, 1, c) for the MLP head.
+struct HeadWeights {
     w1: Tensor,
     b1: Tensor,
-    /// (H, hidden, c) and (H, 1, c) for the MLP head.
     second: Option<(Tensor, Tensor)>,
 }
 
@@ -357,10 +463,28 @@ impl Heads {
             let b2 = root.var_copy("b2", &uniform_init(&[h, 1, c], out1, rng, device));
             (w2, b2)
         });
-        Heads { vs, count: h, w1, b1, second }
+        Heads { vs, count: h, weights: HeadWeights { w1, b1, second } }
     }
 
     /// (B, D) -> (H, B, c) logits.
+    fn logits(&self, x: &Tensor) -> Tensor {
+        self.weights.logits(x)
+    }
+
+    /// Head `h` as a standalone [`ClusterHead`] (copied, detached).
+    fn extract(&self, h: usize) -> ClusterHead {
+        let h = h as i64;
+        let w = &self.weights;
+        let take = |t: &Tensor| t.get(h).detach().copy();
+        let mut layers = vec![(take(&w.w1), take(&w.b1).squeeze_dim(0))];
+        if let Some((w2, b2)) = &w.second {
+            layers.push((take(w2), take(b2).squeeze_dim(0)));
+        }
+        ClusterHead { layers }
+    }
+}
+
+impl HeadWeights {
     fn logits(&self, x: &Tensor) -> Tensor {
         let first = x.unsqueeze(0).matmul(&self.w1) + &self.b1;
         match &self.second {
@@ -369,15 +493,34 @@ impl Heads {
         }
     }
 
-    /// Head `h` as a standalone [`ClusterHead`] (copied, detached).
-    fn extract(&self, h: usize) -> ClusterHead {
-        let h = h as i64;
-        let take = |t: &Tensor| t.get(h).detach().copy();
-        let mut layers = vec![(take(&self.w1), take(&self.b1).squeeze_dim(0))];
+    fn tensors(&self) -> Vec<&Tensor> {
+        let mut all = vec![&self.w1, &self.b1];
         if let Some((w2, b2)) = &self.second {
-            layers.push((take(w2), take(b2).squeeze_dim(0)));
+            all.extend([w2, b2]);
         }
-        ClusterHead { layers }
+        all
+    }
+
+    /// The last layer's bias, (H, 1, c).
+    fn b_last(&self) -> &Tensor {
+        self.second.as_ref().map_or(&self.b1, |(_, b2)| b2)
+    }
+
+    fn detached_copy(&self) -> HeadWeights {
+        let copy = |t: &Tensor| t.detach().copy();
+        HeadWeights { w1: copy(&self.w1), b1: copy(&self.b1), second: self.second.as_ref().map(|(w, b)| (copy(w), copy(b))) }
+    }
+
+    /// self <- momentum * self + (1 - momentum) * other, tensor by tensor (call under no_grad).
+    fn move_towards(&mut self, other: &HeadWeights, momentum: f64) {
+        let mut mine = vec![&mut self.w1, &mut self.b1];
+        if let Some((w2, b2)) = self.second.as_mut() {
+            mine.extend([w2, b2]);
+        }
+        for (t, o) in mine.into_iter().zip(other.tensors()) {
+            let _ = t.g_mul_scalar_(momentum);
+            let _ = t.g_add_(&(o.detach() * (1.0 - momentum)));
+        }
     }
 }
 
@@ -486,6 +629,62 @@ mod tests {
             let analytic = la.grad().flatten(0, -1).double_value(&[j as i64]);
             assert!((numeric - analytic).abs() < 1e-3, "component {j}: {numeric} vs {analytic}");
         }
+    }
+
+    /// TEMI's loss written out in plain f64 for one head: softmaxes, PMI^beta, teacher weight.
+    fn temi_by_hand(sa: &[f64], sn: &[f64], ta: &[f64], tn: &[f64], marginal: &[f64]) -> f64 {
+        let softmax = |l: &[f64], temp: f64| {
+            let e: Vec<f64> = l.iter().map(|v| (v / temp).exp()).collect();
+            let z: f64 = e.iter().sum();
+            e.into_iter().map(|v| v / z).collect::<Vec<f64>>()
+        };
+        let (sa, sn, ta, tn) = (softmax(sa, 0.1), softmax(sn, 0.1), softmax(ta, 0.04), softmax(tn, 0.04));
+        let pmi = |s: &[f64], t: &[f64]| (0..s.len()).map(|k| (s[k] * t[k]).powf(0.6) / marginal[k]).sum::<f64>().ln();
+        let weight: f64 = (0..ta.len()).map(|k| ta[k] * tn[k]).sum();
+        -weight * (pmi(&sa, &tn) + pmi(&sn, &ta)) / 2.0
+    }
+
+    #[test]
+    fn temi_loss_and_gradient_match_a_hand_computed_case() {
+        // One head, B = 2 pairs, c = 3; the loss is the mean over the pairs (computed in f32).
+        let (sa, sn) = ([[0.3, 0.0, -0.1], [0.05, 0.2, 0.0]], [[0.1, 0.0, 0.2], [0.0, 0.3, -0.2]]);
+        let (ta, tn) = ([[0.02, 0.0, 0.01], [0.0, 0.05, 0.0]], [[0.0, 0.04, 0.01], [0.01, 0.03, 0.0]]);
+        let marginal = [0.5, 0.3, 0.2];
+        let expected = (temi_by_hand(&sa[0], &sn[0], &ta[0], &tn[0], &marginal) + temi_by_hand(&sa[1], &sn[1], &ta[1], &tn[1], &marginal)) / 2.0;
+        let t = |rows: &[[f64; 3]; 2]| Tensor::from_slice(&rows.concat()).view([1, 2, 3]);
+        let student_a = t(&sa).set_requires_grad(true);
+        let teacher_a = t(&ta).set_requires_grad(true);
+        let log_marginal = Tensor::from_slice(&marginal).view([1, 1, 3]).log();
+        let loss = temi_loss(&student_a, &t(&sn), &teacher_a, &t(&tn), &log_marginal);
+        assert_eq!(loss.size(), vec![1]);
+        assert!((loss.double_value(&[0]) - expected).abs() < 1e-6, "{} vs {expected}", loss.double_value(&[0]));
+        loss.sum(Kind::Double).backward();
+        // the teacher is a target: no gradient reaches it
+        assert!(!teacher_a.grad().defined() || teacher_a.grad().abs().max().double_value(&[]) == 0.0);
+        // the student's gradient against central differences of the hand-written loss
+        for j in 0..3 {
+            let at = |delta: f64| {
+                let mut row = sa[0];
+                row[j] += delta;
+                (temi_by_hand(&row, &sn[0], &ta[0], &tn[0], &marginal) + temi_by_hand(&sa[1], &sn[1], &ta[1], &tn[1], &marginal)) / 2.0
+            };
+            let numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+            let analytic = student_a.grad().double_value(&[0, 0, j as i64]);
+            assert!((numeric - analytic).abs() < 1e-5, "component {j}: {numeric} vs {analytic}");
+        }
+    }
+
+    #[test]
+    fn temi_clusters_separable_blobs() {
+        let (x, labels) = blobs(5, 120, 16, 3);
+        let p = ScanParams { objective: ScanObjective::Temi, ..quick(5) };
+        let fit = ScanClusterer::new(p.clone()).unwrap().fit_scan(&x, 7, &mut |_| {}).unwrap();
+        let acc = crate::eval::hungarian_accuracy(&fit.clusters.assignments, &labels, 5, 5);
+        assert!(acc > 0.99, "accuracy {acc}");
+        let lowest = fit.head_losses.iter().cloned().fold(f64::INFINITY, f64::min);
+        assert_eq!(fit.head_losses[fit.chosen], lowest);
+        let again = ScanClusterer::new(p).unwrap().fit(&x, 7, &mut |_| {}).unwrap();
+        assert_eq!(again.assignments, fit.clusters.assignments);
     }
 
     #[test]

@@ -56,4 +56,30 @@ fn match_with_scan_clusters_saves_the_head_and_refuses_bad_settings() {
     let (code, stderr) = zerolabel(&[&base[..], &["--clustering", "kmeans", "--scan-heads", "3"][..]].concat());
     assert_eq!(code, Some(2));
     assert!(stderr.contains("stages.scan_heads is a setting of clustering = \"scan\", but clustering is \"kmeans\""), "{stderr}");
+    let (code, stderr) = zerolabel(&[&base[..], &["--clustering", "kmeans", "--scan-objective", "temi"][..]].concat());
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("stages.scan_objective is a setting of clustering = \"scan\""), "{stderr}");
+    let (code, stderr) = zerolabel(&[&base[..], &["--clustering", "scan", "--scan-objective", "dino"][..]].concat());
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("dino") && stderr.contains("scan") && stderr.contains("temi"), "{stderr}");
+}
+
+#[test]
+fn match_with_temi_heads_clusters_separated_blobs() {
+    let dir = workdir("temi");
+    let (train, test) = (dir.join("train.safetensors"), dir.join("test.safetensors"));
+    clustered(&train, 150);
+    clustered(&test, 30);
+    let words = dir.join("words.txt");
+    std::fs::write(&words, "cat 1 0 0\ndog 0.9 0.1 0\ncar 0 0 1\n").unwrap();
+    let out = dir.join("out");
+    let (code, stderr) = zerolabel(&[
+        "match", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap(), "--classes", "cat,dog,car", "--word-vectors", words.to_str().unwrap(),
+        "--out", out.to_str().unwrap(), "--steps", "20", "--device", "cpu",
+        "--clustering", "scan", "--scan-objective", "temi", "--scan-neighbours", "5", "--scan-heads", "3", "--scan-epochs", "40",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let acc = metrics["seeds"][0]["cluster_hungarian_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.99, "TEMI clusters of three separated blobs: {acc}");
 }

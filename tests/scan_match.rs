@@ -30,16 +30,25 @@ fn clustered(path: &Path, n: i64) {
     save_features(path, &Tensor::from_slice(&values).view([n, 4]), Some(&labels)).unwrap();
 }
 
-#[test]
-fn match_with_scan_clusters_saves_the_head_and_refuses_bad_settings() {
-    let dir = workdir("match");
+/// A folder with three separated blobs (train and test) and three class vectors; returns the
+/// run's output folder and the `match` arguments up to the clustering settings.
+fn match_on_blobs(name: &str) -> (PathBuf, Vec<String>) {
+    let dir = workdir(name);
     let (train, test) = (dir.join("train.safetensors"), dir.join("test.safetensors"));
     clustered(&train, 150);
     clustered(&test, 30);
     let words = dir.join("words.txt");
     std::fs::write(&words, "cat 1 0 0\ndog 0.9 0.1 0\ncar 0 0 1\n").unwrap();
     let out = dir.join("out");
-    let base = ["match", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap(), "--classes", "cat,dog,car", "--word-vectors", words.to_str().unwrap(), "--out", out.to_str().unwrap(), "--steps", "20", "--device", "cpu"];
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let args = vec!["match".into(), "--train".into(), path(&train), "--test".into(), path(&test), "--classes".into(), "cat,dog,car".into(), "--word-vectors".into(), path(&words), "--out".into(), path(&out), "--steps".into(), "20".into(), "--device".into(), "cpu".into()];
+    (out, args)
+}
+
+#[test]
+fn match_with_scan_clusters_saves_the_head_and_refuses_bad_settings() {
+    let (out, base) = match_on_blobs("match");
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
     let scan = ["--clustering", "scan", "--scan-neighbours", "5", "--scan-heads", "3", "--scan-epochs", "40"];
     let (code, stderr) = zerolabel(&[&base[..], &scan[..]].concat());
     assert_eq!(code, Some(0), "{stderr}");
@@ -66,18 +75,10 @@ fn match_with_scan_clusters_saves_the_head_and_refuses_bad_settings() {
 
 #[test]
 fn match_with_temi_heads_clusters_separated_blobs() {
-    let dir = workdir("temi");
-    let (train, test) = (dir.join("train.safetensors"), dir.join("test.safetensors"));
-    clustered(&train, 150);
-    clustered(&test, 30);
-    let words = dir.join("words.txt");
-    std::fs::write(&words, "cat 1 0 0\ndog 0.9 0.1 0\ncar 0 0 1\n").unwrap();
-    let out = dir.join("out");
-    let (code, stderr) = zerolabel(&[
-        "match", "--train", train.to_str().unwrap(), "--test", test.to_str().unwrap(), "--classes", "cat,dog,car", "--word-vectors", words.to_str().unwrap(),
-        "--out", out.to_str().unwrap(), "--steps", "20", "--device", "cpu",
-        "--clustering", "scan", "--scan-objective", "temi", "--scan-neighbours", "5", "--scan-heads", "3", "--scan-epochs", "40",
-    ]);
+    let (out, base) = match_on_blobs("temi");
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
+    let temi = ["--clustering", "scan", "--scan-objective", "temi", "--scan-neighbours", "5", "--scan-heads", "3", "--scan-epochs", "40"];
+    let (code, stderr) = zerolabel(&[&base[..], &temi[..]].concat());
     assert_eq!(code, Some(0), "{stderr}");
     let metrics: Value = serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     let acc = metrics["seeds"][0]["cluster_hungarian_accuracy"].as_f64().unwrap();

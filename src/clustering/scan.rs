@@ -217,14 +217,15 @@ impl ScanClusterer {
         let k = p.neighbours;
         let batch = p.batch_size.min(n as usize);
         let total_steps = p.epochs * (n as usize).div_ceil(batch);
-        let mut temi = (p.objective == ScanObjective::Temi).then(|| TemiState::new(&heads, total_steps));
+        let mut temi = (p.objective == ScanObjective::Temi).then(|| TemiState::new(&heads, p.n_clusters, total_steps));
         let mut order: Vec<i64> = (0..n).collect();
         let mut curve = Vec::new();
-        let mut last_epoch_losses = Tensor::zeros([heads.count], (Kind::Double, device));
         for epoch in 0..p.epochs {
             rng.shuffle(&mut order);
             let (mut sum, mut batches) = (0.0, 0usize);
-            last_epoch_losses = last_epoch_losses.zeros_like();
+            if let Some(state) = temi.as_mut() {
+                state.start_epoch();
+            }
             for anchors in order.chunks(batch) {
                 let picked: Vec<i64> = anchors.iter().map(|&i| nbr_flat[i as usize * k + rng.below(k)]).collect();
                 let xa = x.index_select(0, &Tensor::from_slice(anchors).to_device(device));
@@ -236,9 +237,8 @@ impl ScanClusterer {
                 let loss = losses.sum(Kind::Float);
                 opt.backward_step(&loss);
                 if let Some(state) = temi.as_mut() {
-                    state.teacher_follows(&heads);
+                    state.after_step(&heads, &losses);
                 }
-                last_epoch_losses += losses.detach().to_kind(Kind::Double);
                 sum += loss.double_value(&[]) / p.heads as f64;
                 batches += 1;
             }
@@ -253,7 +253,7 @@ impl ScanClusterer {
         // needs the teacher's running marginal: each head's mean loss over the last epoch.
         let head_losses = match temi {
             None => tch::no_grad(|| whole_set_losses(&heads, &x, &neighbours, p.entropy_weight))?,
-            Some(_) => Vec::<f64>::try_from(last_epoch_losses / order.chunks(batch).len() as f64)?,
+            Some(state) => state.mean_epoch_losses()?,
         };
         let chosen = head_losses.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(h, _)| h);
         let mut head = heads.extract(chosen);
@@ -353,11 +353,14 @@ pub fn temi_loss(student_a: &Tensor, student_n: &Tensor, teacher_a: &Tensor, tea
 }
 
 /// TEMI's state beside the student heads: the teacher (an exponential moving average of the
-/// student's parameters) and each teacher head's running cluster marginal.
+/// student's parameters), each teacher head's running cluster marginal, and each head's loss
+/// summed over the current epoch (for choosing the head).
 struct TemiState {
     teacher: HeadWeights,
     marginal: Tensor,
     momentum: f64,
+    epoch_losses: Tensor,
+    epoch_batches: usize,
 }
 
 /// The teacher's EMA momentum for a run of `total_steps` optimiser steps: TEMI's 0.996, except
@@ -370,11 +373,30 @@ fn temi_teacher_momentum(total_steps: usize) -> f64 {
 }
 
 impl TemiState {
-    fn new(student: &Heads, total_steps: usize) -> Self {
+    fn new(student: &Heads, n_clusters: usize, total_steps: usize) -> Self {
         let teacher = student.weights.detached_copy();
-        let c = teacher.b_last().size()[2];
-        let marginal = Tensor::full([student.count, 1, c], 1.0 / c as f64, (Kind::Float, teacher.b1.device()));
-        TemiState { teacher, marginal, momentum: temi_teacher_momentum(total_steps) }
+        let device = teacher.b1.device();
+        let c = n_clusters as i64;
+        let marginal = Tensor::full([student.count, 1, c], 1.0 / c as f64, (Kind::Float, device));
+        let epoch_losses = Tensor::zeros([student.count], (Kind::Double, device));
+        TemiState { teacher, marginal, momentum: temi_teacher_momentum(total_steps), epoch_losses, epoch_batches: 0 }
+    }
+
+    fn start_epoch(&mut self) {
+        self.epoch_losses = self.epoch_losses.zeros_like();
+        self.epoch_batches = 0;
+    }
+
+    /// After the optimiser's step: the teacher follows the student, the batch's losses count.
+    fn after_step(&mut self, student: &Heads, losses: &Tensor) {
+        tch::no_grad(|| self.teacher.move_towards(&student.weights, self.momentum));
+        self.epoch_losses += losses.detach().to_kind(Kind::Double);
+        self.epoch_batches += 1;
+    }
+
+    /// Each head's mean loss over the epoch so far (the last one, once training ends).
+    fn mean_epoch_losses(&self) -> Result<Vec<f64>> {
+        Ok(Vec::<f64>::try_from(&self.epoch_losses / self.epoch_batches.max(1) as f64)?)
     }
 
     /// The loss of each head on a batch; first updates the marginal with the batch's teacher
@@ -387,10 +409,6 @@ impl TemiState {
             self.marginal = &self.marginal * TEMI_MARGINAL_MOMENTUM + batch_mean * (1.0 - TEMI_MARGINAL_MOMENTUM);
         });
         temi_loss(&student.logits(xa), &student.logits(xn), &teacher_a, &teacher_n, &self.marginal.clamp_min(1e-12).log())
-    }
-
-    fn teacher_follows(&mut self, student: &Heads) {
-        tch::no_grad(|| self.teacher.move_towards(&student.weights, self.momentum));
     }
 }
 
@@ -510,11 +528,6 @@ impl HeadWeights {
             all.extend([w2, b2]);
         }
         all
-    }
-
-    /// The last layer's bias, (H, 1, c).
-    fn b_last(&self) -> &Tensor {
-        self.second.as_ref().map_or(&self.b1, |(_, b2)| b2)
     }
 
     fn detached_copy(&self) -> HeadWeights {

@@ -469,9 +469,16 @@ pub struct StageArgs {
     #[arg(long, value_enum, default_value = "member-means")]
     pub naming_centres: NamingCentres,
     /// The geometry's names are trusted when the posterior probability of the chosen names
-    /// averages at least this [0.7, the threshold measured in docs/naming-study.md].
-    #[arg(long, default_value_t = 0.7)]
+    /// averages at least this under every kernel of naming_trust_kernels [0.8, the threshold
+    /// measured in docs/naming-study.md].
+    #[arg(long, default_value_t = 0.8)]
     pub naming_trust_threshold: f64,
+    /// The kernels whose Gibbs posteriors must each support the geometry's names before they are
+    /// trusted (the naming kernel always counts), comma-separated [centred-cosine,centred-rank,
+    /// centred-blind-match,euclidean: every invariant kernel; measured in docs/naming-study.md].
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::naming::geometry::invariant_kernels())]
+    #[serde(default = "crate::naming::geometry::invariant_kernels")]
+    pub naming_trust_kernels: Vec<NamingKernel>,
     /// Replaced by `naming = ["geometry", "stage3"]` (`--naming geometry,stage3`).
     #[arg(long, hide = true)]
     #[serde(skip_serializing)]
@@ -521,7 +528,8 @@ impl Default for StageArgs {
             naming_size_weight: 0.0,
             naming_kernel: NamingKernel::CentredCosine,
             naming_centres: NamingCentres::MemberMeans,
-            naming_trust_threshold: 0.7,
+            naming_trust_threshold: 0.8,
+            naming_trust_kernels: crate::naming::geometry::invariant_kernels(),
             naming_init: false,
             naming_only: false,
         }
@@ -718,6 +726,7 @@ impl StageArgs {
             kernel: self.naming_kernel,
             centres: self.naming_centres,
             trust_threshold: self.naming_trust_threshold,
+            trust_kernels: self.naming_trust_kernels.clone(),
             ..GeometryParams::default()
         };
         let naming = NamingSettings { chain: self.naming.clone(), geometry, stage3: matching };

@@ -9,7 +9,7 @@
 //! Euclidean distance whatever the kernel).
 use super::kernels::{kernel_similarity, NamingKernel};
 use super::qap::{self, Naming, NamingProblem};
-use super::trust::{alignment_score, AlignmentScore, TrustParams};
+use super::trust::{alignment_score, gibbs_exact, gibbs_mcmc, permutation_null, AlignmentScore, TrustParams};
 use super::{named_centroids, NamedClassifier, Namer, NamingContext, NamingKind, NamingObserver};
 use crate::error::{Error, Result};
 use crate::matching::nearest_centroid_classifier;
@@ -39,13 +39,32 @@ pub struct GeometryParams {
     pub centres: NamingCentres,
     /// Random permutations for the alignment score's null distribution.
     pub null_draws: usize,
-    /// Names are trusted when the posterior probability of the chosen names averages at least this.
+    /// Names are trusted when the posterior probability of the chosen names averages at least
+    /// this under every kernel of `trust_kernels`.
     pub trust_threshold: f64,
+    /// The kernels whose Gibbs posteriors must each support the names before they are trusted
+    /// (the naming's own kernel always counts; empty: it alone). For ordered classes only the
+    /// naming kernel counts (class positions on a line have no other useful statistic).
+    #[serde(default = "invariant_kernels")]
+    pub trust_kernels: Vec<NamingKernel>,
+}
+
+/// Every kernel that a rotation, scale or common offset cannot change: the default jury.
+pub fn invariant_kernels() -> Vec<NamingKernel> {
+    NamingKernel::ALL.into_iter().filter(|k| k.is_invariant()).collect()
 }
 
 impl Default for GeometryParams {
     fn default() -> Self {
-        GeometryParams { size_weight: 0.0, exact_limit: 10, kernel: NamingKernel::CentredCosine, centres: NamingCentres::MemberMeans, null_draws: 10_000, trust_threshold: 0.7 }
+        GeometryParams {
+            size_weight: 0.0,
+            exact_limit: 10,
+            kernel: NamingKernel::CentredCosine,
+            centres: NamingCentres::MemberMeans,
+            null_draws: 10_000,
+            trust_threshold: 0.8,
+            trust_kernels: invariant_kernels(),
+        }
     }
 }
 
@@ -87,6 +106,9 @@ pub struct GeometryNaming {
     pub kernel: NamingKernel,
     /// The mean posterior probability above which names are trusted.
     pub threshold: f64,
+    /// The posterior marginals [cluster][class] of every kernel that judges the names (the
+    /// naming kernel first).
+    pub kernel_marginals: Vec<(NamingKernel, Vec<Vec<f64>>)>,
 }
 
 /// How far one naming (`class_of[cluster]`) can be trusted, label-free.
@@ -101,6 +123,12 @@ pub struct NameTrust {
     pub posterior: Vec<f64>,
     /// Groups of classes the geometry cannot tell apart.
     pub near_ties: Vec<Vec<usize>>,
+    /// Per judging kernel, the mean posterior probability of these names under its posterior.
+    #[serde(default)]
+    pub support_by_kernel: Vec<(NamingKernel, f64)>,
+    /// The least of them: the names' support under the most sceptical kernel. The verdict.
+    #[serde(default)]
+    pub support: f64,
     pub trusted: bool,
     pub threshold: f64,
 }
@@ -112,15 +140,24 @@ impl GeometryNaming {
         let marginals = &self.alignment.posterior.marginals;
         let posterior: Vec<f64> = class_of.iter().enumerate().map(|(k, &c)| marginals[k][c]).collect();
         let mean_posterior = posterior.iter().sum::<f64>() / posterior.len().max(1) as f64;
+        let support_by_kernel: Vec<(NamingKernel, f64)> = self.kernel_marginals.iter().map(|(k, m)| (*k, mean_support(m, class_of))).collect();
+        let support = support_by_kernel.iter().map(|s| s.1).fold(mean_posterior, f64::min);
         NameTrust {
             z: (self.problem.score(class_of) - null.mean) / null.std.max(1e-12),
             mean_posterior,
             posterior,
             near_ties: self.alignment.near_ties.clone(),
-            trusted: mean_posterior >= self.threshold,
+            support_by_kernel,
+            support,
+            trusted: support >= self.threshold,
             threshold: self.threshold,
         }
     }
+}
+
+/// The mean posterior probability of the names `class_of` under `marginals`.
+fn mean_support(marginals: &[Vec<f64>], class_of: &[usize]) -> f64 {
+    class_of.iter().enumerate().map(|(k, &c)| marginals[k][c]).sum::<f64>() / class_of.len().max(1) as f64
 }
 
 /// The geometry naming with checked settings.
@@ -143,27 +180,47 @@ impl GeometryNamer {
     /// Names clusters with these centres ((k, D) rows) and sizes after the prior's classes;
     /// scores the naming.
     pub fn name(&self, centres: &[Vec<f64>], cluster_sizes: &[usize], prior: &LabelPrior, seed: u64) -> Result<GeometryNaming> {
-        self.name_vectors(centres, cluster_sizes, &prior.class_vectors, &prior.alpha, self.kernel_for(prior), seed)
+        let judges: &[NamingKernel] = if prior.ordinal { &[] } else { &self.params.trust_kernels };
+        self.name_judged(centres, cluster_sizes, &prior.class_vectors, &prior.alpha, self.kernel_for(prior), judges, seed)
     }
 
-    /// `name` with the class side given directly: one vector and one proportion per class.
+    /// `name` with the class side given directly: one vector and one proportion per class; the
+    /// names judged by the configured trust kernels.
     pub fn name_vectors(&self, centres: &[Vec<f64>], cluster_sizes: &[usize], class_vectors: &[Vec<f64>], alpha: &[f64], kernel: NamingKernel, seed: u64) -> Result<GeometryNaming> {
+        self.name_judged(centres, cluster_sizes, class_vectors, alpha, kernel, &self.params.trust_kernels, seed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn name_judged(&self, centres: &[Vec<f64>], cluster_sizes: &[usize], class_vectors: &[Vec<f64>], alpha: &[f64], kernel: NamingKernel, judges: &[NamingKernel], seed: u64) -> Result<GeometryNaming> {
         if centres.len() != class_vectors.len() {
             return Err(Error::invalid("n_clusters", centres.len(), format!("one cluster per class ({})", class_vectors.len())));
         }
-        let total = cluster_sizes.iter().sum::<usize>().max(1) as f64;
-        let proportions: Vec<f64> = cluster_sizes.iter().map(|&s| s as f64 / total).collect();
-        let problem = NamingProblem {
-            cluster_similarity: kernel_similarity(centres, kernel),
-            class_similarity: kernel_similarity(class_vectors, kernel),
-            sizes: (self.params.size_weight > 0.0).then(|| (proportions, alpha.to_vec(), self.params.size_weight)),
-        };
+        let problem = self.problem(centres, cluster_sizes, class_vectors, alpha, kernel);
         let solution = qap::solve(&problem, self.params.exact_limit, seed);
         let c = problem.n();
         // Scores are sums over c(c-1) products of standardised entries: |score| <= c(c-1).
         let interchangeable = qap::interchangeable(&problem, &solution, 0.02 * (c * (c - 1)) as f64);
-        let alignment = alignment_score(&problem, &solution, &self.params.trust_params(seed, c));
-        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold })
+        let trust = self.params.trust_params(seed, c);
+        let alignment = alignment_score(&problem, &solution, &trust);
+        let mut kernel_marginals = vec![(kernel, alignment.posterior.marginals.clone())];
+        for &judge in judges.iter().filter(|&&k| k != kernel) {
+            if kernel_marginals.iter().all(|(k, _)| *k != judge) {
+                let other = self.problem(centres, cluster_sizes, class_vectors, alpha, judge);
+                kernel_marginals.push((judge, own_posterior(&other, self.params.exact_limit, &trust)));
+            }
+        }
+        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold, kernel_marginals })
+    }
+
+    /// The naming problem of these centres and classes under one kernel.
+    fn problem(&self, centres: &[Vec<f64>], cluster_sizes: &[usize], class_vectors: &[Vec<f64>], alpha: &[f64], kernel: NamingKernel) -> NamingProblem {
+        let total = cluster_sizes.iter().sum::<usize>().max(1) as f64;
+        let proportions: Vec<f64> = cluster_sizes.iter().map(|&s| s as f64 / total).collect();
+        NamingProblem {
+            cluster_similarity: kernel_similarity(centres, kernel),
+            class_similarity: kernel_similarity(class_vectors, kernel),
+            sizes: (self.params.size_weight > 0.0).then(|| (proportions, alpha.to_vec(), self.params.size_weight)),
+        }
     }
 
     fn centres<'t>(&self, ctx: &'t NamingContext) -> &'t Tensor {
@@ -171,6 +228,19 @@ impl GeometryNamer {
             NamingCentres::MemberMeans => &ctx.clusters.member_means,
             NamingCentres::Learned => ctx.clusters.centres(),
         }
+    }
+}
+
+/// A judging kernel's Gibbs posterior marginals over namings, at the verdict's temperature
+/// (from its own optimum, which the enumeration needs as its reference).
+fn own_posterior(problem: &NamingProblem, exact_limit: usize, trust: &TrustParams) -> Vec<Vec<f64>> {
+    let best = qap::solve(problem, exact_limit, trust.seed);
+    let null = permutation_null(problem, trust.null_draws, trust.seed);
+    let temperature = trust.temperature.value(problem, best.score, &null);
+    if problem.n() <= trust.exact_limit {
+        gibbs_exact(problem, best.score, &[temperature]).remove(0).marginals
+    } else {
+        gibbs_mcmc(problem, &best.class_of, temperature, trust.mcmc_sweeps, trust.seed).marginals
     }
 }
 
@@ -198,5 +268,73 @@ impl Namer for GeometryNamer {
             best_step: 0,
             geometry: Some(naming),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn random_vectors(rng: &mut Rng, c: usize, dim: usize) -> Vec<Vec<f64>> {
+        (0..c).map(|_| (0..dim).map(|_| rng.normal()).collect()).collect()
+    }
+
+    #[test]
+    fn names_that_only_the_naming_kernel_supports_are_not_trusted() {
+        let mut rng = Rng::new(11);
+        let (c, dim) = (8, 50);
+        let classes = random_vectors(&mut rng, c, dim);
+        // Cluster i is class perm[i] scaled by a factor between 0.05 and 20: the plain cosine
+        // sees an exact copy of the names' geometry, the distance-based kernels mostly the scales.
+        let mut perm: Vec<usize> = (0..c).collect();
+        rng.shuffle(&mut perm);
+        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| {
+            let scale = (rng.uniform() * 6.0 - 3.0).exp();
+            classes[k].iter().map(|x| x * scale).collect()
+        }).collect();
+        let sizes = vec![100; c];
+        let alpha = vec![1.0 / c as f64; c];
+        let name = |trust_kernels: Vec<NamingKernel>| {
+            let namer = GeometryNamer::new(GeometryParams { trust_kernels, ..GeometryParams::default() }).unwrap();
+            namer.name_vectors(&centres, &sizes, &classes, &alpha, NamingKernel::Cosine, 0).unwrap()
+        };
+        let alone = name(vec![]);
+        assert_eq!(alone.solution.class_of, perm);
+        let own = alone.trust_of(&perm);
+        assert!(own.trusted && own.mean_posterior > 0.9, "the cosine alone: {own:?}");
+        assert_eq!(own.support, own.mean_posterior);
+
+        let judged = name(invariant_kernels());
+        let trust = judged.trust_of(&perm);
+        assert_eq!(trust.mean_posterior, own.mean_posterior, "the naming kernel's own posterior is unchanged");
+        assert_eq!(trust.support_by_kernel.len(), 5, "the naming kernel and four invariant judges: {:?}", trust.support_by_kernel);
+        assert_eq!(trust.support_by_kernel[0].0, NamingKernel::Cosine);
+        let least = trust.support_by_kernel.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+        assert_eq!(trust.support, least);
+        assert!(!trust.trusted && trust.support < 0.5, "{:?}", trust.support_by_kernel);
+    }
+
+    #[test]
+    fn an_exact_copy_of_the_names_geometry_is_trusted_by_every_judge() {
+        let mut rng = Rng::new(12);
+        let (c, dim) = (8, 50);
+        let classes = random_vectors(&mut rng, c, dim);
+        let mut perm: Vec<usize> = (0..c).collect();
+        rng.shuffle(&mut perm);
+        // Rotated (a coordinate permutation with sign flips), scaled and shifted copies.
+        let mut axes: Vec<usize> = (0..dim).collect();
+        rng.shuffle(&mut axes);
+        let offset: Vec<f64> = (0..dim).map(|_| 3.0 * rng.normal()).collect();
+        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| (0..dim).map(|d| {
+            let sign = if d % 2 == 0 { 1.0 } else { -1.0 };
+            2.5 * sign * classes[k][axes[d]] + offset[d]
+        }).collect()).collect();
+        let namer = GeometryNamer::new(GeometryParams::default()).unwrap();
+        let naming = namer.name_vectors(&centres, &vec![100; c], &classes, &vec![1.0 / c as f64; c], NamingKernel::CentredCosine, 3).unwrap();
+        assert_eq!(naming.solution.class_of, perm);
+        let trust = naming.trust_of(&perm);
+        assert!(trust.trusted && trust.support > 0.9, "{:?}", trust.support_by_kernel);
+        assert_eq!(trust.support_by_kernel.len(), 4);
     }
 }

@@ -350,27 +350,37 @@ pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
     let t = record.classifier_trust.as_ref()?;
     let ties: Vec<String> = t.near_ties.iter().map(|g| g.iter().map(|&k| names[k].as_str()).collect::<Vec<_>>().join(" / ")).collect();
     let ties = if ties.is_empty() { String::new() } else { format!("; classes the geometry cannot tell apart: {}", ties.join(", ")) };
+    let jury = kernel_support_text(t);
     Some(if t.trusted {
-        format!("Names trusted: the posterior probability of the classifier's names averages {:.2} (threshold {:.2}, z = {:.1}){ties}", t.mean_posterior, t.threshold, t.z)
+        format!("Names trusted: every kernel's posterior gives the classifier's names a mean probability of at least {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}", t.support, t.threshold, t.z)
     } else {
         format!(
-            "Names NOT to be trusted: the posterior probability of the classifier's names averages only {:.2} (threshold {:.2}, z = {:.1}){ties}. The clusters may still be good; inspect them and name them yourself",
-            t.mean_posterior, t.threshold, t.z
+            "Names NOT to be trusted: the most sceptical kernel's posterior gives the classifier's names a mean probability of only {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}. The clusters may still be good; inspect them and name them yourself",
+            t.support, t.threshold, t.z
         )
     })
+}
+
+/// "centred-cosine 0.62, centred-rank 0.21, ..." (the naming kernel first).
+fn kernel_support_text(t: &crate::naming::NameTrust) -> String {
+    if t.support_by_kernel.is_empty() {
+        return format!("posterior {:.2}", t.mean_posterior);
+    }
+    t.support_by_kernel.iter().map(|(k, s)| format!("{} {s:.2}", k.name())).collect::<Vec<_>>().join(", ")
 }
 
 fn naming(canvas: &mut Canvas, r: &ReportData) {
     let (names, md) = (r.class_names, &mut canvas.md);
     let _ = writeln!(md, "## Can the names be trusted? Naming the clusters by geometry (beyond the paper)\n");
-    let _ = writeln!(md, "The geometry naming assigns class names to clusters by matching the clusters' similarity matrix (member means, {}) to the class vectors' (a quadratic assignment problem). Its label-free alignment score: z, how far a naming's objective stands above random namings (in standard deviations of 10,000 random permutations); posterior, the mean probability of its names under a Gibbs posterior over all namings (the expected share of clusters named right if the geometry is to be believed). Names are trusted when that posterior averages at least the threshold.\n", r.naming_kernel);
-    let _ = writeln!(md, "| seed | geometry: z | geometry: posterior | classifier's names: posterior | trusted | gap to runner-up | naming accuracy (%) |\n| --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(md, "The geometry naming assigns class names to clusters by matching the clusters' similarity matrix (member means, {}) to the class vectors' (a quadratic assignment problem). Its label-free alignment score: z, how far a naming's objective stands above random namings (in standard deviations of 10,000 random permutations); posterior, the mean probability of its names under a Gibbs posterior over all namings (the expected share of clusters named right if the geometry is to be believed). Names are trusted when that posterior averages at least the threshold under every judging kernel (the naming's own and the other kernels invariant to rotation, scale and offset): support, the least of those averages.\n", r.naming_kernel);
+    let _ = writeln!(md, "| seed | geometry: z | geometry: posterior | classifier's names: posterior | classifier's names: support | trusted | gap to runner-up | naming accuracy (%) |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
     for x in r.records {
         let gap = x.naming_second_score.map(|s| format!("{:.3}", x.naming_score - s)).unwrap_or("- (approximate solver)".into());
         let acc = x.metrics.as_ref().map(|m| format!("{:.1}", 100.0 * m.naming_accuracy)).unwrap_or("-".into());
         let (z, own) = x.naming_trust.as_ref().map_or(("-".into(), "-".into()), |t| (format!("{:.1}", t.z), format!("{:.2}", t.mean_posterior)));
-        let (classifier, trusted) = x.classifier_trust.as_ref().map_or(("-".into(), "-"), |t| (format!("{:.2}", t.mean_posterior), if t.trusted { "yes" } else { "no" }));
-        let _ = writeln!(md, "| {} | {z} | {own} | {classifier} | {trusted} | {gap} | {acc} |", x.seed);
+        let (classifier, support, trusted) =
+            x.classifier_trust.as_ref().map_or(("-".into(), "-".into(), "-"), |t| (format!("{:.2}", t.mean_posterior), format!("{:.2}", t.support), if t.trusted { "yes" } else { "no" }));
+        let _ = writeln!(md, "| {} | {z} | {own} | {classifier} | {support} | {trusted} | {gap} | {acc} |", x.seed);
     }
     let selected = r.records.iter().find(|x| x.seed == r.selected_seed);
     if let Some(sentence) = selected.and_then(|s| trust_sentence(s, names)) {

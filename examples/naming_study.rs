@@ -31,7 +31,7 @@ use zerolabel::naming::qap::NamingProblem;
 use zerolabel::naming::consensus;
 use zerolabel::naming::kernels::{self as inv, NamingKernel};
 use zerolabel::naming::trust::{self as trust, Temperature, TrustParams};
-use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
+use zerolabel::prior::encoder::{build_encoder, EncoderKind};
 use zerolabel::rng::Rng;
 
 /// Gibbs temperatures tried (one enumeration computes all).
@@ -102,6 +102,10 @@ struct Common {
     classes: Option<PathBuf>,
     #[arg(long)]
     ordinal: bool,
+    /// Text encoder of the class names (not with --ordinal): glove (6B 50d) or minilm
+    /// (all-MiniLM-L6-v2 over the default prompt templates).
+    #[arg(long, value_enum, default_value = "glove")]
+    encoder: EncoderKind,
     #[arg(long, default_value_t = 10)]
     seeds: u64,
     /// Where clusterings are cached (one JSON per clusterer and seed).
@@ -132,6 +136,8 @@ struct Data {
     test_labels: Vec<i64>,
     class_names: Vec<String>,
     class_vectors: Vec<Vec<f64>>,
+    /// Ordered classes: the verdict is the naming kernel's alone (`GeometryNamer::name`).
+    ordinal: bool,
 }
 
 /// One clustering of one seed, as cached.
@@ -183,6 +189,20 @@ struct Row {
     near_ties: Vec<Vec<String>>,
     /// Stage III accuracies when run for this seed: (paper's, from this naming).
     stage3: Option<(f64, f64)>,
+    /// The naming (class of each cluster), for pooling rows offline.
+    #[serde(default)]
+    class_of: Vec<usize>,
+    /// Posterior marginals [cluster][class] at the reference temperature.
+    #[serde(default)]
+    marginals: Vec<Vec<f64>>,
+    /// Posterior marginals per temperature in TEMPS.
+    #[serde(default)]
+    marginals_by_temperature: Vec<Vec<Vec<f64>>>,
+    /// Test contingency [true class][cluster]: any naming's accuracy without the data.
+    #[serde(default)]
+    test_table: Vec<Vec<u64>>,
+    #[serde(default)]
+    ordinal: bool,
 }
 
 /// NaN is written as null by serde_json; read it back as NaN.
@@ -219,14 +239,14 @@ fn class_names(common: &Common, c: Option<usize>) -> Result<Vec<String>> {
     }
 }
 
-fn glove_vectors(names: &[String]) -> Result<Vec<Vec<f64>>> {
-    let source = WordVectorSource::default_glove();
-    let vectors = WordVectors::load_for_classes(&source, names).with_context(|| format!("loading {}", source.describe()))?;
-    names.iter().map(|n| Ok(vectors.embed_class(n)?.into_iter().map(f64::from).collect())).collect()
+fn encoded_vectors(kind: EncoderKind, names: &[String]) -> Result<Vec<Vec<f64>>> {
+    let encoder = build_encoder(kind, None, None, None)?;
+    let vectors = encoder.encode(names).with_context(|| format!("encoding class names with {}", encoder.describe()))?;
+    Ok(vectors.into_iter().map(|v| v.into_iter().map(f64::from).collect()).collect())
 }
 
 fn class_vectors(common: &Common, names: &[String]) -> Result<Vec<Vec<f64>>> {
-    if common.ordinal { Ok(inv::ordinal_class_vectors(names.len())) } else { glove_vectors(names) }
+    if common.ordinal { Ok(inv::ordinal_class_vectors(names.len())) } else { encoded_vectors(common.encoder, names) }
 }
 
 fn load_data(folder: &Path, common: &Common) -> Result<Data> {
@@ -238,7 +258,7 @@ fn load_data(folder: &Path, common: &Common) -> Result<Data> {
     let train_n = l2_normalize(&train.features);
     let dim = train_n.size()[1] as usize;
     let train_flat = Vec::<f32>::try_from(train_n.flatten(0, -1))?;
-    Ok(Data { train: train_n, train_flat, dim, train_labels: train.labels, test: l2_normalize(&test.features), test_labels, class_names, class_vectors })
+    Ok(Data { train: train_n, train_flat, dim, train_labels: train.labels, test: l2_normalize(&test.features), test_labels, class_names, class_vectors, ordinal: common.ordinal })
 }
 
 fn synthetic_data(random_classes: Option<usize>, random_dim: usize, dim: usize, noise: f64, common: &Common) -> Result<Data> {
@@ -267,6 +287,7 @@ fn synthetic_data(random_classes: Option<usize>, random_dim: usize, dim: usize, 
         test_labels: labels[n_train..].to_vec(),
         class_names,
         class_vectors,
+        ordinal: common.ordinal,
     })
 }
 
@@ -352,6 +373,7 @@ struct Scored {
     map_probability: Vec<f64>,
     /// Marginals at the reference temperature.
     marginals: Vec<Vec<f64>>,
+    marginals_by_temperature: Vec<Vec<Vec<f64>>>,
     near_ties: Vec<Vec<usize>>,
 }
 
@@ -377,6 +399,7 @@ fn name_and_score(problem: &NamingProblem, seed: u64) -> Scored {
         mean_map_marginal: scores.iter().map(|s| s.mean_map_marginal).collect(),
         map_probability: scores.iter().map(|s| s.posterior.map_probability).collect(),
         marginals: reference.posterior.marginals.clone(),
+        marginals_by_temperature: scores.iter().map(|s| s.posterior.marginals.clone()).collect(),
         near_ties: reference.near_ties.clone(),
     }
 }
@@ -495,6 +518,11 @@ fn row(dataset: &str, clusterer: &str, kernel: &str, seed: u64, data: &Data, tes
         map_probability: scored.map_probability.clone(),
         near_ties: scored.near_ties.iter().map(|g| g.iter().map(|&k| data.class_names[k].clone()).collect()).collect(),
         stage3: None,
+        class_of: scored.class_of.clone(),
+        marginals: scored.marginals.clone(),
+        marginals_by_temperature: scored.marginals_by_temperature.clone(),
+        test_table: eval::contingency(test_clusters, &data.test_labels, c, c),
+        ordinal: data.ordinal,
     }
 }
 
@@ -506,7 +534,7 @@ fn stage_three(data: &Data, common: &Common, per_seed: &[(CachedClustering, Vec<
     let prior = if common.ordinal {
         ordinal_prior(&data.class_names, PriorParams::default())?
     } else {
-        nominal_prior(&data.class_names, &zerolabel::prior::encoder::WordVectorEncoder { source: WordVectorSource::default_glove() }, PriorParams::default())?
+        nominal_prior(&data.class_names, build_encoder(common.encoder, None, None, None)?.as_ref(), PriorParams::default())?
     };
     let atoms = PriorAtoms::new(&prior);
     let mut params = MatchingParams::default();
@@ -616,7 +644,10 @@ fn summarise(paths: &[PathBuf], threshold: f64, t: usize) -> Result<()> {
     let Some(tau) = TEMPS.get(t).map(|t| t.label()) else { bail!("--temp must be below {}", TEMPS.len()) };
     let real: Vec<&Row> = rows.iter().filter(|r| !r.dataset.starts_with("synth")).collect();
     println!("\nSpearman rank correlation with naming accuracy (rows: all {} / real data {}):", rows.len(), real.len());
-    let mut scores: Vec<(String, Box<dyn Fn(&Row) -> f64>)> = vec![
+    let support = jury_support(&rows, t);
+    let support_of = |r: &Row| support[&(r.dataset.clone(), r.clusterer.clone(), r.kernel.clone(), r.seed)];
+    let mut scores: Vec<(String, Box<dyn Fn(&Row) -> f64 + '_>)> = vec![
+        (format!("jury support T {tau} (the verdict)"), Box::new(support_of)),
         ("z".into(), Box::new(|r: &Row| r.z)),
         ("gap".into(), Box::new(|r: &Row| r.gap.unwrap_or(0.0))),
         ("rho".into(), Box::new(|r: &Row| r.rho)),
@@ -632,19 +663,89 @@ fn summarise(paths: &[PathBuf], threshold: f64, t: usize) -> Result<()> {
         println!("  {name:<34} all {all:+.3}   real {re:+.3}   real vs names right {names:+.3}");
     }
     threshold_sweep(&rows);
-    println!("\nVerdicts (trusted when E[names right] at tau {tau} >= {threshold}):");
-    println!("| dataset | clustering | kernel | oracle names right | trusted seeds | naming acc of trusted | of untrusted |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    jury_sweep(&rows, &support_of, &tau);
+    println!("\nVerdicts (trusted when the jury support at tau {tau} >= {threshold}; own: the naming kernel's E[names right] alone):");
+    println!("| dataset | clustering | kernel | oracle names right | naming acc | mean support | trusted seeds | own posterior trusted seeds | naming acc of trusted | of untrusted |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut groups: BTreeMap<(String, String, String), Vec<&Row>> = BTreeMap::new();
     for r in &rows {
         groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
     }
     for ((d, c, k), g) in &groups {
-        let (yes, no): (Vec<&&Row>, Vec<&&Row>) = g.iter().partition(|r| r.mean_map_marginal[t] >= threshold);
+        let (yes, no): (Vec<&&Row>, Vec<&&Row>) = g.iter().partition(|r| support_of(r) >= threshold);
+        let own = g.iter().filter(|r| r.mean_map_marginal[t] >= threshold).count();
         let acc = |v: &[&&Row]| if v.is_empty() { "-".into() } else { pct(mean_std(v.iter().map(|r| r.naming_accuracy))) };
-        println!("| {d} | {c} | {k} | {:.0}% | {}/{} | {} | {} |", 100.0 * g[0].oracle_names_right, yes.len(), g.len(), acc(&yes), acc(&no));
+        println!(
+            "| {d} | {c} | {k} | {:.0}% | {} | {:.2} | {}/{} | {own}/{} | {} | {} |",
+            100.0 * g[0].oracle_names_right,
+            pct(mean_std(g.iter().map(|r| r.naming_accuracy))),
+            mean_std(g.iter().map(|r| support_of(r))).0,
+            yes.len(),
+            g.len(),
+            g.len(),
+            acc(&yes),
+            acc(&no)
+        );
     }
     Ok(())
+}
+
+/// The verdict's score of every row, as `GeometryNamer` computes it: the least mean posterior
+/// probability of the row's names under its own posterior (temperature `t`) and under the
+/// posteriors of the invariant kernels on the same clusters (the trust jury); ordered classes:
+/// the own posterior alone. Rows written before the study kept marginals fall back to their own.
+fn jury_support(rows: &[Row], t: usize) -> BTreeMap<(String, String, String, u64), f64> {
+    let jury: Vec<&str> = zerolabel::naming::geometry::invariant_kernels().into_iter().map(NamingKernel::name).collect();
+    let mut marginals: BTreeMap<(String, String, u64, String), &Vec<Vec<f64>>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.marginals_by_temperature.len() > t) {
+        marginals.insert((r.dataset.clone(), r.clusterer.clone(), r.seed, r.kernel.clone()), &r.marginals_by_temperature[t]);
+    }
+    let mean_support = |m: &Vec<Vec<f64>>, class_of: &[usize]| class_of.iter().enumerate().map(|(i, &k)| m[i][k]).sum::<f64>() / class_of.len().max(1) as f64;
+    rows.iter()
+        .map(|r| {
+            let own = r.mean_map_marginal[t];
+            let judged = match r.ordinal || r.class_of.is_empty() {
+                true => own,
+                false => jury
+                    .iter()
+                    .filter_map(|k| marginals.get(&(r.dataset.clone(), r.clusterer.clone(), r.seed, k.to_string())))
+                    .map(|m| mean_support(m, &r.class_of))
+                    .fold(own, f64::min),
+            };
+            ((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone(), r.seed), judged)
+        })
+        .collect()
+}
+
+/// The jury verdict at every threshold: rows trusted, their accuracy, the weak groups flagged and
+/// the synthetic groups trusted (as `threshold_sweep` does for the naming kernel's own score).
+fn jury_sweep(rows: &[Row], support_of: &dyn Fn(&Row) -> f64, tau: &str) {
+    let mut groups: BTreeMap<(String, String, String), Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
+    }
+    println!("\nJury support at tau {tau}:\n| threshold | rows trusted | acc trusted | acc untrusted | oracle<50% groups flagged | rows trusted in them | synthetic groups trusted |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for threshold in [0.5, 0.6, 0.7, 0.8] {
+        let trusted = |r: &Row| support_of(r) >= threshold;
+        let (yes, no): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| trusted(r));
+        let majority = |g: &[&Row]| 2 * g.iter().filter(|r| trusted(r)).count() > g.len();
+        let weak: Vec<_> = groups.values().filter(|g| g[0].oracle_names_right < 0.5).collect();
+        let synth: Vec<_> = groups.iter().filter(|((d, _, _), _)| d.starts_with("synth")).map(|(_, g)| g).collect();
+        let acc = |v: &[&Row]| if v.is_empty() { "-".into() } else { pct(mean_std(v.iter().map(|r| r.naming_accuracy))) };
+        println!(
+            "| {threshold} | {}/{} | {} | {} | {}/{} | {} | {}/{} |",
+            yes.len(),
+            rows.len(),
+            acc(&yes),
+            acc(&no),
+            weak.iter().filter(|g| !majority(g)).count(),
+            weak.len(),
+            weak.iter().map(|g| g.iter().filter(|r| trusted(r)).count()).sum::<usize>(),
+            synth.iter().filter(|g| majority(g)).count(),
+            synth.len(),
+        );
+    }
 }
 
 /// For every tau and threshold: the share of rows trusted, the naming accuracy of trusted and

@@ -274,39 +274,40 @@ impl Namer for GeometryNamer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::naming::kernels::{affine, random_rotation, tests::random_vectors};
     use crate::rng::Rng;
 
-    fn random_vectors(rng: &mut Rng, c: usize, dim: usize) -> Vec<Vec<f64>> {
-        (0..c).map(|_| (0..dim).map(|_| rng.normal()).collect()).collect()
+    /// c random class vectors in 50 dimensions and a hidden cluster order (perm[cluster] = class).
+    fn classes_and_order(seed: u64, c: usize) -> (Rng, Vec<Vec<f64>>, Vec<usize>) {
+        let mut rng = Rng::new(seed);
+        let classes = random_vectors(&mut rng, c, 50);
+        let mut perm: Vec<usize> = (0..c).collect();
+        rng.shuffle(&mut perm);
+        (rng, classes, perm)
+    }
+
+    fn name(centres: &[Vec<f64>], classes: &[Vec<f64>], kernel: NamingKernel, trust_kernels: Vec<NamingKernel>) -> GeometryNaming {
+        let c = classes.len();
+        let namer = GeometryNamer::new(GeometryParams { trust_kernels, ..GeometryParams::default() }).unwrap();
+        namer.name_vectors(centres, &vec![100; c], classes, &vec![1.0 / c as f64; c], kernel, 0).unwrap()
     }
 
     #[test]
     fn names_that_only_the_naming_kernel_supports_are_not_trusted() {
-        let mut rng = Rng::new(11);
-        let (c, dim) = (8, 50);
-        let classes = random_vectors(&mut rng, c, dim);
+        let (mut rng, classes, perm) = classes_and_order(11, 8);
         // Cluster i is class perm[i] scaled by a factor between 0.05 and 20: the plain cosine
         // sees an exact copy of the names' geometry, the distance-based kernels mostly the scales.
-        let mut perm: Vec<usize> = (0..c).collect();
-        rng.shuffle(&mut perm);
         let centres: Vec<Vec<f64>> = perm.iter().map(|&k| {
             let scale = (rng.uniform() * 6.0 - 3.0).exp();
             classes[k].iter().map(|x| x * scale).collect()
         }).collect();
-        let sizes = vec![100; c];
-        let alpha = vec![1.0 / c as f64; c];
-        let name = |trust_kernels: Vec<NamingKernel>| {
-            let namer = GeometryNamer::new(GeometryParams { trust_kernels, ..GeometryParams::default() }).unwrap();
-            namer.name_vectors(&centres, &sizes, &classes, &alpha, NamingKernel::Cosine, 0).unwrap()
-        };
-        let alone = name(vec![]);
+        let alone = name(&centres, &classes, NamingKernel::Cosine, vec![]);
         assert_eq!(alone.solution.class_of, perm);
         let own = alone.trust_of(&perm);
         assert!(own.trusted && own.mean_posterior > 0.9, "the cosine alone: {own:?}");
         assert_eq!(own.support, own.mean_posterior);
 
-        let judged = name(invariant_kernels());
-        let trust = judged.trust_of(&perm);
+        let trust = name(&centres, &classes, NamingKernel::Cosine, invariant_kernels()).trust_of(&perm);
         assert_eq!(trust.mean_posterior, own.mean_posterior, "the naming kernel's own posterior is unchanged");
         assert_eq!(trust.support_by_kernel.len(), 5, "the naming kernel and four invariant judges: {:?}", trust.support_by_kernel);
         assert_eq!(trust.support_by_kernel[0].0, NamingKernel::Cosine);
@@ -317,21 +318,13 @@ mod tests {
 
     #[test]
     fn an_exact_copy_of_the_names_geometry_is_trusted_by_every_judge() {
-        let mut rng = Rng::new(12);
-        let (c, dim) = (8, 50);
-        let classes = random_vectors(&mut rng, c, dim);
-        let mut perm: Vec<usize> = (0..c).collect();
-        rng.shuffle(&mut perm);
-        // Rotated (a coordinate permutation with sign flips), scaled and shifted copies.
-        let mut axes: Vec<usize> = (0..dim).collect();
-        rng.shuffle(&mut axes);
-        let offset: Vec<f64> = (0..dim).map(|_| 3.0 * rng.normal()).collect();
-        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| (0..dim).map(|d| {
-            let sign = if d % 2 == 0 { 1.0 } else { -1.0 };
-            2.5 * sign * classes[k][axes[d]] + offset[d]
-        }).collect()).collect();
-        let namer = GeometryNamer::new(GeometryParams::default()).unwrap();
-        let naming = namer.name_vectors(&centres, &vec![100; c], &classes, &vec![1.0 / c as f64; c], NamingKernel::CentredCosine, 3).unwrap();
+        let (mut rng, classes, perm) = classes_and_order(12, 8);
+        // A rotated, scaled and shifted copy, clusters in a hidden order.
+        let rotation = random_rotation(&mut rng, 50);
+        let shift: Vec<f64> = (0..50).map(|_| 3.0 * rng.normal()).collect();
+        let moved = affine(&classes, &rotation, 2.5, &shift);
+        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| moved[k].clone()).collect();
+        let naming = name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels());
         assert_eq!(naming.solution.class_of, perm);
         let trust = naming.trust_of(&perm);
         assert!(trust.trusted && trust.support > 0.9, "{:?}", trust.support_by_kernel);

@@ -45,6 +45,10 @@ pub struct Qap {
     u: Vec<Vec<f64>>,
 }
 
+/// The largest c given the dual-ascent bound by `QapSettings::for_size` (its node holds c^4 costs:
+/// 6.5 MB at c = 30).
+pub const DUAL_ASCENT_MAX_CLASSES: usize = 30;
+
 /// How long to search and how hard to look for a first solution.
 #[derive(Clone, Debug)]
 pub struct QapSettings {
@@ -64,10 +68,17 @@ impl Default for QapSettings {
 
 impl QapSettings {
     /// The measured better bound for c classes (examples/bench_qap.rs): Gilmore-Lawler up to
-    /// c = 15, where its cheap nodes win; dual ascent (30 steps at the root, 3 a node) above,
-    /// where it certified real c = 20 namings within 15 s that Gilmore-Lawler could not.
+    /// c = 15, where its cheap nodes win; dual ascent (30 steps at the root, 3 a node) from 16
+    /// to `DUAL_ASCENT_MAX_CLASSES`, where it certified real c = 20 namings within 15 s that
+    /// Gilmore-Lawler could not; Gilmore-Lawler again above, where dual ascent's c^4 costs
+    /// (0.8 GB and minutes of root steps at c = 100, before the time limit is ever checked)
+    /// would only buy a bound too loose to certify anything.
     pub fn for_size(c: usize) -> Self {
-        let bound = if c <= 15 { BoundKind::GilmoreLawler } else { BoundKind::DualAscent { root_iterations: 30, node_iterations: 3 } };
+        let bound = match c {
+            0..=15 => BoundKind::GilmoreLawler,
+            16..=DUAL_ASCENT_MAX_CLASSES => BoundKind::DualAscent { root_iterations: 30, node_iterations: 3 },
+            _ => BoundKind::GilmoreLawler,
+        };
         QapSettings { bound, ..QapSettings::default() }
     }
 }
@@ -624,6 +635,22 @@ mod tests {
     }
 
     const BOUNDS: [BoundKind; 2] = [BoundKind::GilmoreLawler, BoundKind::DualAscent { root_iterations: 4, node_iterations: 2 }];
+
+    #[test]
+    fn dual_ascent_only_where_its_c_to_the_fourth_costs_fit() {
+        assert_eq!(QapSettings::for_size(10).bound, BoundKind::GilmoreLawler);
+        assert!(matches!(QapSettings::for_size(20).bound, BoundKind::DualAscent { .. }));
+        assert!(matches!(QapSettings::for_size(DUAL_ASCENT_MAX_CLASSES).bound, BoundKind::DualAscent { .. }));
+        assert_eq!(QapSettings::for_size(DUAL_ASCENT_MAX_CLASSES + 1).bound, BoundKind::GilmoreLawler);
+        assert_eq!(QapSettings::for_size(100).bound, BoundKind::GilmoreLawler);
+        // A 100-class problem is solved (uncertified) rather than building 10^8 dual-ascent costs.
+        let q = random_qap(&mut Rng::new(16), 100, true, false);
+        let s = solve(&q, &QapSettings { time_limit: Duration::from_millis(200), restarts: 1, ..QapSettings::for_size(100) });
+        let mut sorted = s.permutation.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert!(s.upper_bound >= s.score);
+    }
 
     #[test]
     fn certified_optimum_equals_brute_force() {

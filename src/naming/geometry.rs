@@ -231,10 +231,15 @@ impl GeometryNamer {
     }
 }
 
-/// A judging kernel's Gibbs posterior marginals over namings, at the verdict's temperature
-/// (from its own optimum, which the enumeration needs as its reference).
+/// Restarts of the pairwise-swap local search that starts a judge's Metropolis chain.
+const JUDGE_RESTARTS: usize = 50;
+
+/// A judging kernel's Gibbs posterior marginals over namings, at the verdict's temperature,
+/// from its own optimum (the enumeration's reference; above the exact limit the local search's
+/// best, where Metropolis starts: a judge needs no certificate, and the certified search would
+/// spend its 15 s time limit on each judge).
 fn own_posterior(problem: &NamingProblem, exact_limit: usize, trust: &TrustParams) -> Vec<Vec<f64>> {
-    let best = qap::solve(problem, exact_limit, trust.seed);
+    let best = if problem.n() <= exact_limit { qap::solve_exact(problem) } else { qap::solve_local_search(problem, JUDGE_RESTARTS, trust.seed) };
     let null = permutation_null(problem, trust.null_draws, trust.seed);
     let temperature = trust.temperature.value(problem, best.score, &null);
     if problem.n() <= trust.exact_limit {

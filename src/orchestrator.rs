@@ -376,7 +376,7 @@ fn seed_record(run: &SeedRun, chain: &[NamingKind], metrics: Option<SeedMetrics>
 
 fn seed_line(record: &SeedRecord) -> String {
     let seed = record.seed;
-    let mut trust = record.classifier_trust.as_ref().map(|t| format!(", names {} (support {:.2})", if t.trusted { "trusted" } else { "NOT trusted" }, t.support)).unwrap_or_default();
+    let mut trust = record.classifier_trust.as_ref().map(|t| format!(", names {} (support {:.2})", if t.trusted { "trusted" } else { "NOT trusted" }, t.verdict_support())).unwrap_or_default();
     if let Some(p) = &record.person {
         trust = match p.named_seed == seed {
             true => ", named by a person".into(),

@@ -155,6 +155,14 @@ impl GeometryNaming {
     }
 }
 
+impl NameTrust {
+    /// The support the verdict used: records written before the jury (no per-kernel support)
+    /// were judged by the naming kernel's own posterior.
+    pub fn verdict_support(&self) -> f64 {
+        if self.support_by_kernel.is_empty() { self.mean_posterior } else { self.support }
+    }
+}
+
 /// The mean posterior probability of the names `class_of` under `marginals`.
 fn mean_support(marginals: &[Vec<f64>], class_of: &[usize]) -> f64 {
     class_of.iter().enumerate().map(|(k, &c)| marginals[k][c]).sum::<f64>() / class_of.len().max(1) as f64
@@ -319,6 +327,17 @@ mod tests {
         let least = trust.support_by_kernel.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
         assert_eq!(trust.support, least);
         assert!(!trust.trusted && trust.support < 0.5, "{:?}", trust.support_by_kernel);
+    }
+
+    #[test]
+    fn a_record_from_before_the_jury_reports_its_own_posterior_as_support() {
+        let old = r#"{"z": 4.6, "mean_posterior": 0.44, "posterior": [0.4, 0.48], "near_ties": [], "trusted": false, "threshold": 0.7}"#;
+        let trust: NameTrust = serde_json::from_str(old).unwrap();
+        assert_eq!(trust.verdict_support(), 0.44);
+        let (_, classes, perm) = classes_and_order(13, 4);
+        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| classes[k].clone()).collect();
+        let new = name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels()).trust_of(&perm);
+        assert_eq!(new.verdict_support(), new.support);
     }
 
     #[test]

@@ -352,11 +352,11 @@ pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
     let ties = if ties.is_empty() { String::new() } else { format!("; classes the geometry cannot tell apart: {}", ties.join(", ")) };
     let jury = kernel_support_text(t);
     Some(if t.trusted {
-        format!("Names trusted: every kernel's posterior gives the classifier's names a mean probability of at least {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}", t.support, t.threshold, t.z)
+        format!("Names trusted: every kernel's posterior gives the classifier's names a mean probability of at least {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}", t.verdict_support(), t.threshold, t.z)
     } else {
         format!(
             "Names NOT to be trusted: the most sceptical kernel's posterior gives the classifier's names a mean probability of only {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}. The clusters may still be good; inspect them and name them yourself",
-            t.support, t.threshold, t.z
+            t.verdict_support(), t.threshold, t.z
         )
     })
 }
@@ -379,7 +379,7 @@ fn naming(canvas: &mut Canvas, r: &ReportData) {
         let acc = x.metrics.as_ref().map(|m| format!("{:.1}", 100.0 * m.naming_accuracy)).unwrap_or("-".into());
         let (z, own) = x.naming_trust.as_ref().map_or(("-".into(), "-".into()), |t| (format!("{:.1}", t.z), format!("{:.2}", t.mean_posterior)));
         let (classifier, support, trusted) =
-            x.classifier_trust.as_ref().map_or(("-".into(), "-".into(), "-"), |t| (format!("{:.2}", t.mean_posterior), format!("{:.2}", t.support), if t.trusted { "yes" } else { "no" }));
+            x.classifier_trust.as_ref().map_or(("-".into(), "-".into(), "-"), |t| (format!("{:.2}", t.mean_posterior), format!("{:.2}", t.verdict_support()), if t.trusted { "yes" } else { "no" }));
         let _ = writeln!(md, "| {} | {z} | {own} | {classifier} | {support} | {trusted} | {gap} | {acc} |", x.seed);
     }
     let selected = r.records.iter().find(|x| x.seed == r.selected_seed);

@@ -29,6 +29,7 @@ use zerolabel::eval;
 use zerolabel::clustering::kmeans::{self, KMeansParams};
 use zerolabel::naming::qap::NamingProblem;
 use zerolabel::naming::consensus;
+use zerolabel::naming::geometry::mean_support;
 use zerolabel::naming::kernels::{self as inv, NamingKernel};
 use zerolabel::naming::trust::{self as trust, Temperature, TrustParams};
 use zerolabel::prior::encoder::{build_encoder, EncoderKind};
@@ -192,10 +193,7 @@ struct Row {
     /// The naming (class of each cluster), for pooling rows offline.
     #[serde(default)]
     class_of: Vec<usize>,
-    /// Posterior marginals [cluster][class] at the reference temperature.
-    #[serde(default)]
-    marginals: Vec<Vec<f64>>,
-    /// Posterior marginals per temperature in TEMPS.
+    /// Posterior marginals [cluster][class] per temperature in TEMPS.
     #[serde(default)]
     marginals_by_temperature: Vec<Vec<Vec<f64>>>,
     /// Test contingency [true class][cluster]: any naming's accuracy without the data.
@@ -371,8 +369,7 @@ struct Scored {
     rho: f64,
     mean_map_marginal: Vec<f64>,
     map_probability: Vec<f64>,
-    /// Marginals at the reference temperature.
-    marginals: Vec<Vec<f64>>,
+    /// Marginals per temperature in TEMPS.
     marginals_by_temperature: Vec<Vec<Vec<f64>>>,
     near_ties: Vec<Vec<usize>>,
 }
@@ -398,9 +395,15 @@ fn name_and_score(problem: &NamingProblem, seed: u64) -> Scored {
         rho: naming.score / (c * (c - 1.0)),
         mean_map_marginal: scores.iter().map(|s| s.mean_map_marginal).collect(),
         map_probability: scores.iter().map(|s| s.posterior.map_probability).collect(),
-        marginals: reference.posterior.marginals.clone(),
         marginals_by_temperature: scores.iter().map(|s| s.posterior.marginals.clone()).collect(),
         near_ties: reference.near_ties.clone(),
+    }
+}
+
+impl Scored {
+    /// Marginals at the reference temperature (the marginal naming's).
+    fn marginals(&self) -> &[Vec<f64>] {
+        &self.marginals_by_temperature[REFERENCE_TEMP]
     }
 }
 
@@ -454,7 +457,7 @@ fn study(dataset: &str, data: &Data, common: &Common) -> Result<()> {
                 let problem = StudyKernel::One(NamingKernel::Cosine).problem(&fit.centroids, &data.class_vectors);
                 let scored = name_and_score(&problem, seeds[s]);
                 let pred = named(&learned_clusters, &scored.class_of);
-                today.push(row(dataset, clusterer, "cosine-learned-centroids", seeds[s], data, &learned_clusters, &pred, &scored, oracle[0], accuracy(&named(&learned_clusters, &trust::marginal_naming(&scored.marginals)), &data.test_labels)));
+                today.push(row(dataset, clusterer, "cosine-learned-centroids", seeds[s], data, &learned_clusters, &pred, &scored, oracle[0], accuracy(&named(&learned_clusters, &trust::marginal_naming(scored.marginals())), &data.test_labels)));
             }
             kernel_rows.push(("cosine-learned-centroids".into(), today));
         }
@@ -464,7 +467,7 @@ fn study(dataset: &str, data: &Data, common: &Common) -> Result<()> {
             for (s, (_, means, test_clusters)) in per_seed.iter().enumerate() {
                 let scored = name_and_score(&kernel.problem(means, &data.class_vectors), seeds[s]);
                 let pred = named(test_clusters, &scored.class_of);
-                let marginal_acc = accuracy(&named(test_clusters, &trust::marginal_naming(&scored.marginals)), &data.test_labels);
+                let marginal_acc = accuracy(&named(test_clusters, &trust::marginal_naming(scored.marginals())), &data.test_labels);
                 krows.push(row(dataset, clusterer, kernel.name(), seeds[s], data, test_clusters, &pred, &scored, oracle[ki], marginal_acc));
                 namings.push(scored.class_of);
             }
@@ -519,7 +522,6 @@ fn row(dataset: &str, clusterer: &str, kernel: &str, seed: u64, data: &Data, tes
         near_ties: scored.near_ties.iter().map(|g| g.iter().map(|&k| data.class_names[k].clone()).collect()).collect(),
         stage3: None,
         class_of: scored.class_of.clone(),
-        marginals: scored.marginals.clone(),
         marginals_by_temperature: scored.marginals_by_temperature.clone(),
         test_table: eval::contingency(test_clusters, &data.test_labels, c, c),
         ordinal: data.ordinal,
@@ -592,10 +594,7 @@ fn pct((m, s): (f64, f64)) -> String {
 
 /// Per (dataset, clusterer, kernel): the headline numbers over seeds.
 fn print_table(rows: &[Row]) {
-    let mut groups: BTreeMap<(String, String, String), Vec<&Row>> = BTreeMap::new();
-    for r in rows {
-        groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
-    }
+    let groups = by_group(rows);
     println!("| dataset | clustering | kernel | naming acc (%) | names right | marginal naming | consensus vote | mean geometry | agreement | oracle names right | oracle acc | ceiling | rho | z | gap | E[names right] per temperature | stage III paper / from naming |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for ((dataset, clusterer, kernel), g) in &groups {
@@ -662,15 +661,16 @@ fn summarise(paths: &[PathBuf], threshold: f64, t: usize) -> Result<()> {
         let names = trust::spearman(&real.iter().map(|r| f(r)).collect::<Vec<_>>(), &real.iter().map(|r| r.names_right).collect::<Vec<_>>());
         println!("  {name:<34} all {all:+.3}   real {re:+.3}   real vs names right {names:+.3}");
     }
-    threshold_sweep(&rows);
-    jury_sweep(&rows, &support_of, &tau);
+    println!("\n| score | threshold | rows trusted | acc trusted | acc untrusted | oracle<50% groups flagged | rows trusted in them | synthetic groups trusted | real groups trusted |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    sweep(&rows, &format!("jury support, tau {tau}"), &support_of);
+    for (i, temp) in TEMPS.iter().enumerate() {
+        sweep(&rows, &format!("own E[names right], tau {}", temp.label()), &|r: &Row| r.mean_map_marginal[i]);
+    }
     println!("\nVerdicts (trusted when the jury support at tau {tau} >= {threshold}; own: the naming kernel's E[names right] alone):");
     println!("| dataset | clustering | kernel | oracle names right | naming acc | mean support | trusted seeds | own posterior trusted seeds | naming acc of trusted | of untrusted |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    let mut groups: BTreeMap<(String, String, String), Vec<&Row>> = BTreeMap::new();
-    for r in &rows {
-        groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
-    }
+    let groups = by_group(&rows);
     for ((d, c, k), g) in &groups {
         let (yes, no): (Vec<&&Row>, Vec<&&Row>) = g.iter().partition(|r| support_of(r) >= threshold);
         let own = g.iter().filter(|r| r.mean_map_marginal[t] >= threshold).count();
@@ -700,7 +700,6 @@ fn jury_support(rows: &[Row], t: usize) -> BTreeMap<(String, String, String, u64
     for r in rows.iter().filter(|r| r.marginals_by_temperature.len() > t) {
         marginals.insert((r.dataset.clone(), r.clusterer.clone(), r.seed, r.kernel.clone()), &r.marginals_by_temperature[t]);
     }
-    let mean_support = |m: &Vec<Vec<f64>>, class_of: &[usize]| class_of.iter().enumerate().map(|(i, &k)| m[i][k]).sum::<f64>() / class_of.len().max(1) as f64;
     rows.iter()
         .map(|r| {
             let own = r.mean_map_marginal[t];
@@ -717,24 +716,31 @@ fn jury_support(rows: &[Row], t: usize) -> BTreeMap<(String, String, String, u64
         .collect()
 }
 
-/// The jury verdict at every threshold: rows trusted, their accuracy, the weak groups flagged and
-/// the synthetic groups trusted (as `threshold_sweep` does for the naming kernel's own score).
-fn jury_sweep(rows: &[Row], support_of: &dyn Fn(&Row) -> f64, tau: &str) {
+/// Rows grouped by (dataset, clustering, kernel).
+fn by_group(rows: &[Row]) -> BTreeMap<(String, String, String), Vec<&Row>> {
     let mut groups: BTreeMap<(String, String, String), Vec<&Row>> = BTreeMap::new();
     for r in rows {
         groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
     }
-    println!("\nJury support at tau {tau}:\n| threshold | rows trusted | acc trusted | acc untrusted | oracle<50% groups flagged | rows trusted in them | synthetic groups trusted |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for threshold in [0.5, 0.6, 0.7, 0.8] {
-        let trusted = |r: &Row| support_of(r) >= threshold;
+    groups
+}
+
+/// For every threshold on `score`: the share of rows trusted, the naming accuracy of trusted and
+/// untrusted rows, whether the rule flags every (dataset, clustering, kernel) whose oracle names
+/// fewer than half the classes right (a majority of its seeds untrusted) and how many of their
+/// rows it trusts, and the synthetic and real groups it trusts (a majority of seeds).
+fn sweep(rows: &[Row], label: &str, score: &dyn Fn(&Row) -> f64) {
+    let groups = by_group(rows);
+    let weak: Vec<_> = groups.values().filter(|g| g[0].oracle_names_right < 0.5).collect();
+    let synth: Vec<_> = groups.iter().filter(|((d, _, _), _)| d.starts_with("synth")).map(|(_, g)| g).collect();
+    let real: Vec<_> = groups.iter().filter(|((d, _, _), _)| !d.starts_with("synth")).map(|(_, g)| g).collect();
+    for threshold in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
+        let trusted = |r: &Row| score(r) >= threshold;
         let (yes, no): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| trusted(r));
         let majority = |g: &[&Row]| 2 * g.iter().filter(|r| trusted(r)).count() > g.len();
-        let weak: Vec<_> = groups.values().filter(|g| g[0].oracle_names_right < 0.5).collect();
-        let synth: Vec<_> = groups.iter().filter(|((d, _, _), _)| d.starts_with("synth")).map(|(_, g)| g).collect();
         let acc = |v: &[&Row]| if v.is_empty() { "-".into() } else { pct(mean_std(v.iter().map(|r| r.naming_accuracy))) };
         println!(
-            "| {threshold} | {}/{} | {} | {} | {}/{} | {} | {}/{} |",
+            "| {label} | {threshold} | {}/{} | {} | {} | {}/{} | {} | {}/{} | {}/{} |",
             yes.len(),
             rows.len(),
             acc(&yes),
@@ -744,44 +750,8 @@ fn jury_sweep(rows: &[Row], support_of: &dyn Fn(&Row) -> f64, tau: &str) {
             weak.iter().map(|g| g.iter().filter(|r| trusted(r)).count()).sum::<usize>(),
             synth.iter().filter(|g| majority(g)).count(),
             synth.len(),
+            real.iter().filter(|g| majority(g)).count(),
+            real.len(),
         );
-    }
-}
-
-/// For every tau and threshold: the share of rows trusted, the naming accuracy of trusted and
-/// untrusted rows, and whether the rule flags every (dataset, clustering, kernel) whose oracle
-/// names fewer than half the classes right (a majority of its seeds untrusted) while trusting
-/// the synthetic sets (a majority of seeds trusted).
-fn threshold_sweep(rows: &[Row]) {
-    let mut groups: BTreeMap<(String, String, String), Vec<&Row>> = BTreeMap::new();
-    for r in rows {
-        groups.entry((r.dataset.clone(), r.clusterer.clone(), r.kernel.clone())).or_default().push(r);
-    }
-    println!("\n| tau | threshold | rows trusted | acc trusted | acc untrusted | oracle<50% groups flagged | synthetic groups trusted | real groups trusted |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (t, temp) in TEMPS.iter().enumerate() {
-        let tau = temp.label();
-        for threshold in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
-            let trusted = |r: &Row| r.mean_map_marginal[t] >= threshold;
-            let (yes, no): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| trusted(r));
-            let majority = |g: &[&Row]| 2 * g.iter().filter(|r| trusted(r)).count() > g.len();
-            let weak: Vec<_> = groups.iter().filter(|(_, g)| g[0].oracle_names_right < 0.5).collect();
-            let synth: Vec<_> = groups.iter().filter(|((d, _, _), _)| d.starts_with("synth")).collect();
-            let real: Vec<_> = groups.iter().filter(|((d, _, _), _)| !d.starts_with("synth")).collect();
-            let acc = |v: &[&Row]| if v.is_empty() { "-".into() } else { pct(mean_std(v.iter().map(|r| r.naming_accuracy))) };
-            println!(
-                "| {tau} | {threshold} | {}/{} | {} | {} | {}/{} | {}/{} | {}/{} |",
-                yes.len(),
-                rows.len(),
-                acc(&yes),
-                acc(&no),
-                weak.iter().filter(|(_, g)| !majority(g)).count(),
-                weak.len(),
-                synth.iter().filter(|(_, g)| majority(g)).count(),
-                synth.len(),
-                real.iter().filter(|(_, g)| majority(g)).count(),
-                real.len(),
-            );
-        }
     }
 }

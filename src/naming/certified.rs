@@ -75,7 +75,6 @@ impl QapSettings {
     /// would only buy a bound too loose to certify anything.
     pub fn for_size(c: usize) -> Self {
         let bound = match c {
-            0..=15 => BoundKind::GilmoreLawler,
             16..=DUAL_ASCENT_MAX_CLASSES => BoundKind::DualAscent { root_iterations: 30, node_iterations: 3 },
             _ => BoundKind::GilmoreLawler,
         };

@@ -106,9 +106,9 @@ pub struct GeometryNaming {
     pub kernel: NamingKernel,
     /// The mean posterior probability above which names are trusted.
     pub threshold: f64,
-    /// The posterior marginals [cluster][class] of every kernel that judges the names (the
-    /// naming kernel first).
-    pub kernel_marginals: Vec<(NamingKernel, Vec<Vec<f64>>)>,
+    /// The posterior marginals [cluster][class] of every other kernel that judges the names
+    /// (the naming kernel's own are `alignment.posterior`).
+    pub judge_marginals: Vec<(NamingKernel, Vec<Vec<f64>>)>,
 }
 
 /// How far one naming (`class_of[cluster]`) can be trusted, label-free.
@@ -140,8 +140,9 @@ impl GeometryNaming {
         let marginals = &self.alignment.posterior.marginals;
         let posterior: Vec<f64> = class_of.iter().enumerate().map(|(k, &c)| marginals[k][c]).collect();
         let mean_posterior = posterior.iter().sum::<f64>() / posterior.len().max(1) as f64;
-        let support_by_kernel: Vec<(NamingKernel, f64)> = self.kernel_marginals.iter().map(|(k, m)| (*k, mean_support(m, class_of))).collect();
-        let support = support_by_kernel.iter().map(|s| s.1).fold(mean_posterior, f64::min);
+        let judged = self.judge_marginals.iter().map(|(k, m)| (*k, mean_support(m, class_of)));
+        let support_by_kernel: Vec<(NamingKernel, f64)> = std::iter::once((self.kernel, mean_posterior)).chain(judged).collect();
+        let support = support_by_kernel.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
         NameTrust {
             z: (self.problem.score(class_of) - null.mean) / null.std.max(1e-12),
             mean_posterior,
@@ -164,7 +165,7 @@ impl NameTrust {
 }
 
 /// The mean posterior probability of the names `class_of` under `marginals`.
-fn mean_support(marginals: &[Vec<f64>], class_of: &[usize]) -> f64 {
+pub fn mean_support(marginals: &[Vec<f64>], class_of: &[usize]) -> f64 {
     class_of.iter().enumerate().map(|(k, &c)| marginals[k][c]).sum::<f64>() / class_of.len().max(1) as f64
 }
 
@@ -210,14 +211,14 @@ impl GeometryNamer {
         let interchangeable = qap::interchangeable(&problem, &solution, 0.02 * (c * (c - 1)) as f64);
         let trust = self.params.trust_params(seed, c);
         let alignment = alignment_score(&problem, &solution, &trust);
-        let mut kernel_marginals = vec![(kernel, alignment.posterior.marginals.clone())];
-        for &judge in judges.iter().filter(|&&k| k != kernel) {
-            if kernel_marginals.iter().all(|(k, _)| *k != judge) {
+        let mut judge_marginals: Vec<(NamingKernel, Vec<Vec<f64>>)> = vec![];
+        for &judge in judges {
+            if judge != kernel && judge_marginals.iter().all(|(k, _)| *k != judge) {
                 let other = self.problem(centres, cluster_sizes, class_vectors, alpha, judge);
-                kernel_marginals.push((judge, own_posterior(&other, self.params.exact_limit, &trust)));
+                judge_marginals.push((judge, own_posterior(&other, &trust)));
             }
         }
-        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold, kernel_marginals })
+        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold, judge_marginals })
     }
 
     /// The naming problem of these centres and classes under one kernel.
@@ -246,14 +247,14 @@ const JUDGE_RESTARTS: usize = 50;
 /// from its own optimum (the enumeration's reference; above the exact limit the local search's
 /// best, where Metropolis starts: a judge needs no certificate, and the certified search would
 /// spend its 15 s time limit on each judge).
-fn own_posterior(problem: &NamingProblem, exact_limit: usize, trust: &TrustParams) -> Vec<Vec<f64>> {
-    let best = if problem.n() <= exact_limit { qap::solve_exact(problem) } else { qap::solve_local_search(problem, JUDGE_RESTARTS, trust.seed) };
+fn own_posterior(problem: &NamingProblem, trust: &TrustParams) -> Vec<Vec<f64>> {
     let null = permutation_null(problem, trust.null_draws, trust.seed);
-    let temperature = trust.temperature.value(problem, best.score, &null);
     if problem.n() <= trust.exact_limit {
-        gibbs_exact(problem, best.score, &[temperature]).remove(0).marginals
+        let best = qap::solve_exact(problem);
+        gibbs_exact(problem, best.score, &[trust.temperature.value(problem, best.score, &null)]).remove(0).marginals
     } else {
-        gibbs_mcmc(problem, &best.class_of, temperature, trust.mcmc_sweeps, trust.seed).marginals
+        let best = qap::solve_local_search(problem, JUDGE_RESTARTS, trust.seed);
+        gibbs_mcmc(problem, &best.class_of, trust.temperature.value(problem, best.score, &null), trust.mcmc_sweeps, trust.seed).marginals
     }
 }
 

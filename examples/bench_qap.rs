@@ -5,7 +5,9 @@
 //!   OMP_NUM_THREADS=1 cargo run --release --example bench_qap -- [FEATURES.safetensors] [TIME_LIMIT_S] [--real-only]
 //!
 //! Environment: QAP_SIZES=20,25 runs only those c; QAP_DA_STEPS=root,node sets the dual-ascent
-//! steps at the root and at every other node (default 30,3).
+//! steps at the root and at every other node (default 100,10); QAP_BOUNDS=gl or da runs one bound
+//! (default both); QAP_RESTARTS sets the local search's starts (default 100);
+//! QAP_NAME_DRAWS=k draws k random name sets per c (default 1).
 //!
 //! Instances (A and B standardised as the naming step does):
 //! - random: A, B symmetric with N(0, 1) entries - no shared structure, the hardest case;
@@ -69,14 +71,25 @@ fn planted(rng: &mut Rng, c: usize) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
     (cosine_matrix(&clusters), cosine_matrix(&classes))
 }
 
-/// Gilmore-Lawler, and dual ascent (`QAP_DA_STEPS=root,node` ascent steps; default 30,3).
+/// Gilmore-Lawler, and dual ascent (`QAP_DA_STEPS=root,node` ascent steps; default 100,10 as
+/// `QapSettings::for_size`).
 fn bounds() -> Vec<(BoundKind, String)> {
-    let steps = std::env::var("QAP_DA_STEPS").unwrap_or_else(|_| "30,3".into());
-    let (root, node) = steps.split_once(',').and_then(|(r, n)| Some((r.parse().ok()?, n.parse().ok()?))).unwrap_or((30, 3));
-    vec![
-        (BoundKind::GilmoreLawler, "GL".into()),
-        (BoundKind::DualAscent { root_iterations: root, node_iterations: node }, format!("DA {root}/{node}")),
-    ]
+    let steps = std::env::var("QAP_DA_STEPS").unwrap_or_else(|_| "100,10".into());
+    let (root, node) = steps.split_once(',').and_then(|(r, n)| Some((r.parse().ok()?, n.parse().ok()?))).unwrap_or((100, 10));
+    let only = std::env::var("QAP_BOUNDS").unwrap_or_else(|_| "gl,da".into());
+    let mut bounds = Vec::new();
+    if only.split(',').any(|b| b == "gl") {
+        bounds.push((BoundKind::GilmoreLawler, "GL".into()));
+    }
+    if only.split(',').any(|b| b == "da") {
+        bounds.push((BoundKind::DualAscent { root_iterations: root, node_iterations: node }, format!("DA {root}/{node}")));
+    }
+    bounds
+}
+
+/// How many random sets of CIFAR-100 names to draw for each c other than 10 (`QAP_NAME_DRAWS`, default 1).
+fn name_draws() -> u64 {
+    std::env::var("QAP_NAME_DRAWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
 }
 
 /// The sizes to run (`QAP_SIZES=20,25`; default 10, 15, 20, 25).
@@ -87,7 +100,8 @@ fn sizes() -> Vec<usize> {
 fn report(kind: &str, c: usize, what: &str, a: Vec<Vec<f64>>, b: Vec<Vec<f64>>, limit: Duration) -> Result<()> {
     let q = Qap::new(standardize(&a), standardize(&b), None)?;
     for (bound, bound_name) in bounds() {
-        let s = solve(&q, &QapSettings { time_limit: limit, restarts: 100, seed: 0, bound });
+        let restarts = std::env::var("QAP_RESTARTS").ok().and_then(|r| r.parse().ok()).unwrap_or(100);
+        let s = solve(&q, &QapSettings { time_limit: limit, restarts, seed: 0, bound });
         print_row(kind, c, what, &bound_name, &s);
     }
     Ok(())
@@ -147,10 +161,13 @@ fn main() -> Result<()> {
         if c == 10 {
             name_sets.push(("CIFAR-10 names".into(), CIFAR10.iter().map(|s| s.to_string()).collect()));
         } else {
-            let mut rng = Rng::derive(c as u64, "bench-qap-names");
-            let mut all: Vec<usize> = (0..100).collect();
-            rng.shuffle(&mut all);
-            name_sets.push((format!("{c} random CIFAR-100 names"), all[..c].iter().map(|&i| CIFAR100[i].to_string()).collect()));
+            for draw in 0..name_draws() {
+                // Draw 0 keeps the seed of the single draw the benchmark made before.
+                let mut rng = if draw == 0 { Rng::derive(c as u64, "bench-qap-names") } else { Rng::derive(c as u64 + 1000 * draw, "bench-qap-names") };
+                let mut all: Vec<usize> = (0..100).collect();
+                rng.shuffle(&mut all);
+                name_sets.push((format!("{c} random CIFAR-100 names (draw {draw})"), all[..c].iter().map(|&i| CIFAR100[i].to_string()).collect()));
+            }
         }
         if c == 20 {
             name_sets.push(("CIFAR100-20 superclasses".into(), CIFAR100_SUPERCLASSES.iter().map(|s| s.to_string()).collect()));

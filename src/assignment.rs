@@ -24,63 +24,139 @@ pub fn min_cost_assignment_with_duals(cost: &[Vec<f64>]) -> (Vec<usize>, f64, Du
     }
     let m = cost[0].len();
     assert!(n <= m, "min_cost_assignment needs rows <= columns, got {n} x {m}");
-    // 1-based arrays as in the classic formulation; p[j] = row matched to column j.
-    let inf = f64::INFINITY;
-    let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; m + 1]);
-    let (mut p, mut way) = (vec![0usize; m + 1], vec![0usize; m + 1]);
-    for i in 1..=n {
-        p[0] = i;
-        let mut j0 = 0;
-        let mut minv = vec![inf; m + 1];
-        let mut used = vec![false; m + 1];
-        loop {
-            used[j0] = true;
-            let i0 = p[j0];
-            let mut delta = inf;
-            let mut j1 = 0;
-            for j in 1..=m {
-                if !used[j] {
-                    let cur = cost[i0 - 1][j - 1] - u[i0] - v[j];
-                    if cur < minv[j] {
-                        minv[j] = cur;
-                        way[j] = j0;
-                    }
-                    if minv[j] < delta {
-                        delta = minv[j];
-                        j1 = j;
+    let flat: Vec<f64> = cost.iter().flat_map(|r| r.iter().copied()).collect();
+    let mut solver = AssignmentSolver::default();
+    let total = solver.solve(&flat, n, m);
+    (solver.col_of_row.clone(), total, Duals { row: solver.row_dual.clone(), col: solver.col_dual.clone() })
+}
+
+/// The Hungarian algorithm on a flat row-major matrix with reusable buffers: the branch and
+/// bound of `naming::certified` solves hundreds of small assignments per node, where the
+/// allocations of the nested-vector form cost as much as the arithmetic.
+#[derive(Default)]
+pub struct AssignmentSolver {
+    /// Column of each row after `solve`.
+    pub col_of_row: Vec<usize>,
+    /// Dual potentials after `solve`: cost[i][j] - row_dual[i] - col_dual[j] >= 0, 0 on the
+    /// chosen pairs.
+    pub row_dual: Vec<f64>,
+    pub col_dual: Vec<f64>,
+    // 1-based work arrays of the classic formulation; row_of_col[j] = row matched to column j.
+    u: Vec<f64>,
+    v: Vec<f64>,
+    row_of_col: Vec<usize>,
+    way: Vec<usize>,
+    min_reduced: Vec<f64>,
+    used: Vec<bool>,
+    /// Rows left for the augmenting-path phase.
+    unmatched: Vec<usize>,
+}
+
+impl AssignmentSolver {
+    /// Minimum-cost assignment of the n rows of `cost` (n x m, row-major, n <= m) to distinct
+    /// columns; returns the total cost. A square matrix starts from its column and row
+    /// reductions with every row matched greedily to a free column of reduced cost 0, so a
+    /// matrix that is nearly solved already (the dual ascent's blocks) needs few augmentations.
+    pub fn solve(&mut self, cost: &[f64], n: usize, m: usize) -> f64 {
+        assert!(n <= m && cost.len() == n * m, "assignment needs an n x m matrix with n <= m, got {} entries for {n} x {m}", cost.len());
+        let inf = f64::INFINITY;
+        self.u.clear();
+        self.u.resize(n + 1, 0.0);
+        self.v.clear();
+        self.v.resize(m + 1, 0.0);
+        self.row_of_col.clear();
+        self.row_of_col.resize(m + 1, 0);
+        self.way.clear();
+        self.way.resize(m + 1, 0);
+        self.unmatched.clear();
+        if n == m {
+            self.reduce_and_match_greedily(cost, n);
+        } else {
+            self.unmatched.extend(1..=n);
+        }
+        for k in 0..self.unmatched.len() {
+            let i = self.unmatched[k];
+            self.row_of_col[0] = i;
+            let mut j0 = 0;
+            self.min_reduced.clear();
+            self.min_reduced.resize(m + 1, inf);
+            self.used.clear();
+            self.used.resize(m + 1, false);
+            loop {
+                self.used[j0] = true;
+                let i0 = self.row_of_col[j0];
+                let row = &cost[(i0 - 1) * m..i0 * m];
+                let ui0 = self.u[i0];
+                let (mut delta, mut j1) = (inf, 0);
+                // Columns 1..=m zipped, so the hot loop carries no bounds checks.
+                let columns = self.used[1..].iter().zip(&mut self.min_reduced[1..]).zip(&mut self.way[1..]).zip(&self.v[1..]).zip(row);
+                for (j, ((((&used, min_reduced), way), &vj), &c)) in columns.enumerate() {
+                    if !used {
+                        let cur = c - ui0 - vj;
+                        if cur < *min_reduced {
+                            *min_reduced = cur;
+                            *way = j0;
+                        }
+                        if *min_reduced < delta {
+                            delta = *min_reduced;
+                            j1 = j + 1;
+                        }
                     }
                 }
-            }
-            for j in 0..=m {
-                if used[j] {
-                    u[p[j]] += delta;
-                    v[j] -= delta;
-                } else {
-                    minv[j] -= delta;
+                for j in 0..=m {
+                    if self.used[j] {
+                        self.u[self.row_of_col[j]] += delta;
+                        self.v[j] -= delta;
+                    } else {
+                        self.min_reduced[j] -= delta;
+                    }
+                }
+                j0 = j1;
+                if self.row_of_col[j0] == 0 {
+                    break;
                 }
             }
-            j0 = j1;
-            if p[j0] == 0 {
-                break;
+            loop {
+                let j1 = self.way[j0];
+                self.row_of_col[j0] = self.row_of_col[j1];
+                j0 = j1;
+                if j0 == 0 {
+                    break;
+                }
             }
         }
-        loop {
-            let j1 = way[j0];
-            p[j0] = p[j1];
-            j0 = j1;
-            if j0 == 0 {
-                break;
+        self.col_of_row.clear();
+        self.col_of_row.resize(n, 0);
+        for j in 1..=m {
+            if self.row_of_col[j] != 0 {
+                self.col_of_row[self.row_of_col[j] - 1] = j - 1;
+            }
+        }
+        self.row_dual.clear();
+        self.row_dual.extend_from_slice(&self.u[1..]);
+        self.col_dual.clear();
+        self.col_dual.extend_from_slice(&self.v[1..]);
+        self.col_of_row.iter().enumerate().map(|(i, &j)| cost[i * m + j]).sum()
+    }
+
+    /// Feasible starting potentials for a square n x n matrix (column minima, then row minima
+    /// of what is left) and a partial matching on their zero reduced costs; the rows it leaves
+    /// unmatched go to `unmatched`.
+    fn reduce_and_match_greedily(&mut self, cost: &[f64], n: usize) {
+        for j in 0..n {
+            self.v[j + 1] = (0..n).map(|i| cost[i * n + j]).fold(f64::INFINITY, f64::min);
+        }
+        for i in 0..n {
+            let row = &cost[i * n..(i + 1) * n];
+            let ui = row.iter().zip(&self.v[1..]).map(|(c, v)| c - v).fold(f64::INFINITY, f64::min);
+            self.u[i + 1] = ui;
+            let tight_free = (0..n).find(|&j| self.row_of_col[j + 1] == 0 && row[j] - ui - self.v[j + 1] <= 0.0);
+            match tight_free {
+                Some(j) => self.row_of_col[j + 1] = i + 1,
+                None => self.unmatched.push(i + 1),
             }
         }
     }
-    let mut col_of_row = vec![0; n];
-    for j in 1..=m {
-        if p[j] != 0 {
-            col_of_row[p[j] - 1] = j - 1;
-        }
-    }
-    let total = col_of_row.iter().enumerate().map(|(i, &j)| cost[i][j]).sum();
-    (col_of_row, total, Duals { row: u[1..].to_vec(), col: v[1..].to_vec() })
 }
 
 /// Maximum-weight assignment (e.g. of a contingency table); rows <= columns.
@@ -126,6 +202,34 @@ mod tests {
             seen.dedup();
             assert_eq!(seen.len(), n, "not a matching");
             assert!((total - brute_force(&cost)).abs() < 1e-12, "trial {trial}");
+        }
+    }
+
+    /// The greedy start on zero reduced costs must not lose optimality where ties abound, and
+    /// one solver's buffers must serve problems of any size in turn.
+    #[test]
+    fn one_solver_reused_on_tied_problems_matches_brute_force_with_tight_duals() {
+        let mut rng = Rng::new(12);
+        let mut solver = AssignmentSolver::default();
+        for trial in 0..300 {
+            let n = 1 + (trial * 7) % 7;
+            let cost: Vec<Vec<f64>> = (0..n).map(|_| (0..n).map(|_| (rng.uniform() * 3.0).floor()).collect()).collect();
+            let flat: Vec<f64> = cost.iter().flatten().copied().collect();
+            let total = solver.solve(&flat, n, n);
+            assert!((total - brute_force(&cost)).abs() < 1e-12, "trial {trial}: {total} against {}", brute_force(&cost));
+            let mut seen = solver.col_of_row.clone();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), n, "trial {trial}: not a matching");
+            for i in 0..n {
+                for j in 0..n {
+                    let reduced = cost[i][j] - solver.row_dual[i] - solver.col_dual[j];
+                    assert!(reduced >= -1e-12, "trial {trial}: infeasible dual at ({i}, {j}): {reduced}");
+                    if solver.col_of_row[i] == j {
+                        assert!(reduced.abs() < 1e-12, "trial {trial}: chosen pair ({i}, {j}) not tight");
+                    }
+                }
+            }
         }
     }
 }

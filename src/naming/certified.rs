@@ -17,16 +17,18 @@
 //! The linear assignment's dual variables then bound every child (i -> k) by bound - reduced
 //! cost without computing it, and choose the cluster to branch on (the one whose row prunes most).
 //! A dual-ascent bound (level-1 RLT, Hahn-Grant style) is the alternative: tighter per node,
-//! far costlier (O(m^5) a step).
+//! far costlier (m^2 linear assignments of size m - 1 a step).
 //!
 //! Measured (examples/bench_qap.rs, one thread, 15 s, standardised dense instances): the
-//! Gilmore-Lawler search certifies c = 10 in at most 0.02 s and c = 15 in 1-15 s; at c = 20 and
-//! 25 it stops uncertified - its root bound is about 1.7x the optimum there (e.g. 361 against
-//! 210) and the gap closes only at the end of a depth-first search. Dual ascent lowers the root
-//! bound (to about 330 at c = 20 after 8 steps) but fits 100x fewer nodes into the time. On real
-//! naming instances (k-means centroids against class-name embeddings) dual ascent with 30 root
-//! steps and 3 per node certified 2 of 4 c = 20 instances within 15 s (6-11 s) and left gaps of
-//! 12-14 % on the others, against 23-37 % for Gilmore-Lawler: `QapSettings::for_size`.
+//! Gilmore-Lawler search certifies c = 10 in at most 0.02 s and c = 15 in 1-6 s; at c = 20 and
+//! 25 its root bound is about 1.7x the optimum (e.g. 361 against 210) and it stops uncertified.
+//! Dual ascent with 100 steps at the root and up to 10 at every other node, stopping a node's
+//! ascent as soon as its bound prunes it, and with the block assignments started from their
+//! reductions (a nearly solved block needs few augmenting paths): on real naming instances
+//! (k-means centroids against class-name embeddings) it certifies most c = 20 instances within
+//! 15 s; on random and planted c = 20 instances, whose optimum is far below any of these bounds,
+//! nothing certifies in 15 s. `QapSettings::for_size`; numbers in docs/benchmarks.md.
+use crate::assignment::AssignmentSolver;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use std::time::{Duration, Instant};
@@ -68,14 +70,14 @@ impl Default for QapSettings {
 
 impl QapSettings {
     /// The measured better bound for c classes (examples/bench_qap.rs): Gilmore-Lawler up to
-    /// c = 15, where its cheap nodes win; dual ascent (30 steps at the root, 3 a node) from 16
-    /// to `DUAL_ASCENT_MAX_CLASSES`, where it certified real c = 20 namings within 15 s that
-    /// Gilmore-Lawler could not; Gilmore-Lawler again above, where dual ascent's c^4 costs
-    /// (0.8 GB and minutes of root steps at c = 100, before the time limit is ever checked)
-    /// would only buy a bound too loose to certify anything.
+    /// c = 15, where its cheap nodes certify as fast; dual ascent (100 steps at the root, up to
+    /// 10 a node) from 16 to `DUAL_ASCENT_MAX_CLASSES`, where it certifies real c = 20 namings
+    /// within 15 s that Gilmore-Lawler cannot; Gilmore-Lawler again above, where dual ascent's
+    /// c^4 costs (0.8 GB and minutes of root steps at c = 100, before the time limit is ever
+    /// checked) would only buy a bound too loose to certify anything.
     pub fn for_size(c: usize) -> Self {
         let bound = match c {
-            16..=DUAL_ASCENT_MAX_CLASSES => BoundKind::DualAscent { root_iterations: 30, node_iterations: 3 },
+            16..=DUAL_ASCENT_MAX_CLASSES => BoundKind::DualAscent { root_iterations: 100, node_iterations: 10 },
             _ => BoundKind::GilmoreLawler,
         };
         QapSettings { bound, ..QapSettings::default() }
@@ -192,19 +194,35 @@ impl Qap {
     }
 }
 
-/// Best of `restarts` pairwise-swap local searches from random permutations.
+/// Best of `restarts` pairwise-swap local searches from random permutations, then as many
+/// rounds of iterated local search from the best (a few random swaps, climb again, keep it if
+/// better): at c = 20-25 random restarts alone stop several per cent below the optimum, and the
+/// branch and bound prunes only against the incumbent it is given.
 pub fn local_search(q: &Qap, restarts: usize, seed: u64) -> (Vec<usize>, f64) {
     let n = q.n();
     let mut rng = Rng::derive(seed, "qap-local-search");
     let mut best = ((0..n).collect::<Vec<_>>(), f64::NEG_INFINITY);
+    let keep_if_better = |p: Vec<usize>, best: &mut (Vec<usize>, f64)| {
+        let s = q.score(&p);
+        if s > best.1 {
+            *best = (p, s);
+        }
+    };
     for _ in 0..restarts.max(1) {
         let mut p: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut p);
         q.climb(&mut p);
-        let s = q.score(&p);
-        if s > best.1 {
-            best = (p, s);
+        keep_if_better(p, &mut best);
+    }
+    let (kicks, rounds) = ((n / 5).max(2), if n < 2 { 0 } else { restarts });
+    for _ in 0..rounds {
+        let mut p = best.0.clone();
+        for _ in 0..kicks {
+            let (i, j) = (rng.below(n), rng.below(n));
+            p.swap(i, j);
         }
+        q.climb(&mut p);
+        keep_if_better(p, &mut best);
     }
     best
 }
@@ -249,7 +267,9 @@ struct Evaluation {
 
 /// A partial assignment with a way to bound it.
 trait BoundedNode: Sized {
-    fn evaluate(&mut self, q: &Qap) -> Evaluation;
+    /// `prune_at`: the node will be pruned once its bound is at most this, so a bound that
+    /// costs several steps may stop there.
+    fn evaluate(&mut self, q: &Qap, prune_at: f64) -> Evaluation;
     /// The node with free_clusters[r] placed at free_classes[s] (indices of `e`).
     fn child(&self, q: &Qap, e: &Evaluation, r: usize, s: usize) -> Self;
 }
@@ -275,7 +295,7 @@ impl GlNode {
 
 impl BoundedNode for GlNode {
     /// The Gilmore-Lawler bound (module docs).
-    fn evaluate(&mut self, q: &Qap) -> Evaluation {
+    fn evaluate(&mut self, q: &Qap, _prune_at: f64) -> Evaluation {
         let free_clusters: Vec<usize> = (0..q.n()).filter(|&i| self.class_of[i].is_none()).collect();
         let free_classes: Vec<usize> = (0..q.n()).filter(|&k| !self.class_used[k]).collect();
         let sorted_rows = |m: &[Vec<f64>], set: &[usize]| -> Vec<Vec<f64>> {
@@ -375,37 +395,31 @@ impl DaNode {
         self.free_clusters.len()
     }
 
-    /// One ascent step; `spread`: move lin back into the blocks afterwards (all but the last).
-    fn ascend(&mut self, spread: bool) -> LinearAssignment {
+    /// One ascent step; its linear assignment (over lin, before `spread_linear_costs`).
+    fn ascend(&mut self, solver: &mut AssignmentSolver, block: &mut Vec<f64>) -> LinearAssignment {
         let m = self.m();
-        let at = |r: usize, s: usize, r2: usize, s2: usize| ((r * m + s) * m + r2) * m + s2;
+        let slab = m * m;
+        self.balance_complementary_pairs();
+        let k = m - 1;
+        block.clear();
+        block.resize(k * k, 0.0);
         for r in 0..m {
             for s in 0..m {
-                for r2 in r + 1..m {
-                    for s2 in (0..m).filter(|&s2| s2 != s) {
-                        let (x, y) = (at(r, s, r2, s2), at(r2, s2, r, s));
-                        let mean = 0.5 * (self.cost[x] + self.cost[y]);
-                        self.cost[x] = mean;
-                        self.cost[y] = mean;
-                    }
+                // The block of x_rs: rows r2 != r, columns s2 != s of its slab.
+                let costs = &mut self.cost[(r * m + s) * slab..(r * m + s + 1) * slab];
+                let rows = (0..m).filter(|&r2| r2 != r);
+                for (to, r2) in block.chunks_exact_mut(k).zip(rows.clone()) {
+                    let from = &costs[r2 * m..(r2 + 1) * m];
+                    to[..s].copy_from_slice(&from[..s]);
+                    to[s..].copy_from_slice(&from[s + 1..]);
                 }
-            }
-        }
-        let mut block = vec![vec![0.0; m - 1]; m - 1];
-        for r in 0..m {
-            for s in 0..m {
-                let rows: Vec<usize> = (0..m).filter(|&x| x != r).collect();
-                let cols: Vec<usize> = (0..m).filter(|&x| x != s).collect();
-                for (a, &r2) in rows.iter().enumerate() {
-                    for (b, &s2) in cols.iter().enumerate() {
-                        block[a][b] = self.cost[at(r, s, r2, s2)];
-                    }
-                }
-                let lap = min_cost_assignment_with_duals(&block);
-                self.lin[r * m + s] += lap.cost;
-                for (a, &r2) in rows.iter().enumerate() {
-                    for (b, &s2) in cols.iter().enumerate() {
-                        self.cost[at(r, s, r2, s2)] = lap.reduced[a][b];
+                self.lin[r * m + s] += solver.solve(block, k, k);
+                for ((a, reduced), r2) in block.chunks_exact(k).enumerate().zip(rows) {
+                    let to = &mut costs[r2 * m..(r2 + 1) * m];
+                    let ua = solver.row_dual[a];
+                    let cols = (0..m).filter(|&s2| s2 != s);
+                    for ((&c, &vb), s2) in reduced.iter().zip(&solver.col_dual).zip(cols) {
+                        to[s2] = (c - ua - vb).max(0.0);
                     }
                 }
             }
@@ -414,36 +428,68 @@ impl DaNode {
         let lap = min_cost_assignment_with_duals(&lin);
         self.lower += lap.cost;
         for r in 0..m {
-            for s in 0..m {
-                self.lin[r * m + s] = lap.reduced[r][s];
-            }
+            self.lin[r * m..(r + 1) * m].copy_from_slice(&lap.reduced[r]);
         }
-        if spread {
-            for r in 0..m {
-                for s in 0..m {
-                    let share = self.lin[r * m + s] / (m - 1) as f64;
-                    self.lin[r * m + s] = 0.0;
-                    for r2 in (0..m).filter(|&r2| r2 != r) {
-                        for s2 in (0..m).filter(|&s2| s2 != s) {
-                            self.cost[at(r, s, r2, s2)] += share;
-                        }
+        lap
+    }
+
+    /// x_rs x_r2s2 and x_r2s2 x_rs are the same product: give both copies their mean.
+    fn balance_complementary_pairs(&mut self) {
+        let m = self.m();
+        let slab = m * m;
+        for r in 0..m {
+            for s in 0..m {
+                for r2 in r + 1..m {
+                    for s2 in (0..m).filter(|&s2| s2 != s) {
+                        let (x, y) = ((r * m + s) * slab + r2 * m + s2, (r2 * m + s2) * slab + r * m + s);
+                        let mean = 0.5 * (self.cost[x] + self.cost[y]);
+                        self.cost[x] = mean;
+                        self.cost[y] = mean;
                     }
                 }
             }
         }
-        lap
+    }
+
+    /// Moves each linear cost back into its block, shared equally over the block's m - 1 rows
+    /// (any completion uses exactly m - 1 of its cells), for the next step to collect again.
+    fn spread_linear_costs(&mut self) {
+        let m = self.m();
+        let slab = m * m;
+        for r in 0..m {
+            for s in 0..m {
+                let share = self.lin[r * m + s] / (m - 1) as f64;
+                self.lin[r * m + s] = 0.0;
+                let costs = &mut self.cost[(r * m + s) * slab..(r * m + s + 1) * slab];
+                for r2 in (0..m).filter(|&r2| r2 != r) {
+                    for s2 in (0..m).filter(|&s2| s2 != s) {
+                        costs[r2 * m + s2] += share;
+                    }
+                }
+            }
+        }
     }
 }
 
 impl BoundedNode for DaNode {
-    fn evaluate(&mut self, _q: &Qap) -> Evaluation {
+    /// Up to `iterations` ascent steps, fewer once the bound reaches `prune_at`.
+    fn evaluate(&mut self, _q: &Qap, prune_at: f64) -> Evaluation {
         let m = self.m();
         let lap = if m <= 1 {
             let lap = min_cost_assignment_with_duals(&[self.lin.clone()][..m]);
             self.lower += lap.cost;
             lap
         } else {
-            (0..self.iterations).map(|it| self.ascend(it + 1 < self.iterations)).last().expect("iterations >= 1")
+            let (mut solver, mut block) = (AssignmentSolver::default(), Vec::new());
+            let mut step = 1;
+            loop {
+                let lap = self.ascend(&mut solver, &mut block);
+                if step == self.iterations || -self.lower <= prune_at {
+                    break lap;
+                }
+                self.spread_linear_costs();
+                step += 1;
+            }
         };
         Evaluation {
             value: -self.lower,
@@ -457,19 +503,18 @@ impl BoundedNode for DaNode {
 
     fn child(&self, _q: &Qap, _e: &Evaluation, r: usize, s: usize) -> Self {
         let m = self.m();
-        let at = |r: usize, s: usize, r2: usize, s2: usize| ((r * m + s) * m + r2) * m + s2;
+        let slab = m * m;
         let rows: Vec<usize> = (0..m).filter(|&x| x != r).collect();
         let cols: Vec<usize> = (0..m).filter(|&x| x != s).collect();
         let m2 = m - 1;
-        let mut lin = vec![0.0; m2 * m2];
-        let mut cost = vec![0.0; m2 * m2 * m2 * m2];
-        for (a, &ra) in rows.iter().enumerate() {
-            for (b, &sb) in cols.iter().enumerate() {
-                lin[a * m2 + b] = self.lin[ra * m + sb] + self.cost[at(r, s, ra, sb)] + self.cost[at(ra, sb, r, s)];
-                for (c, &rc) in rows.iter().enumerate() {
-                    for (d, &sd) in cols.iter().enumerate() {
-                        cost[((a * m2 + b) * m2 + c) * m2 + d] = self.cost[at(ra, sb, rc, sd)];
-                    }
+        let mut lin = Vec::with_capacity(m2 * m2);
+        let mut cost = Vec::with_capacity(m2 * m2 * m2 * m2);
+        for &ra in &rows {
+            for &sb in &cols {
+                let parent = &self.cost[(ra * m + sb) * slab..(ra * m + sb + 1) * slab];
+                lin.push(self.lin[ra * m + sb] + self.cost[(r * m + s) * slab + ra * m + sb] + parent[r * m + s]);
+                for &rc in &rows {
+                    cost.extend(cols.iter().map(|&sd| parent[rc * m + sd]));
                 }
             }
         }
@@ -511,7 +556,7 @@ impl Search<'_> {
             return (0.0, 0.0);
         }
         self.nodes += 1;
-        let e = root.evaluate(self.q);
+        let e = root.evaluate(self.q, f64::NEG_INFINITY);
         let root_bound = e.value;
         (root_bound, self.expand(&root, e, f64::INFINITY))
     }
@@ -524,7 +569,7 @@ impl Search<'_> {
             return ceiling;
         }
         self.nodes += 1;
-        let e = node.evaluate(self.q);
+        let e = node.evaluate(self.q, self.best.1 + PRUNE_TOLERANCE);
         self.expand(&node, e, ceiling)
     }
 
@@ -651,6 +696,25 @@ mod tests {
         assert!(s.upper_bound >= s.score);
     }
 
+    /// A heuristic, so not every optimum: at least 18 of 20 small instances.
+    #[test]
+    fn local_search_returns_a_permutation_with_its_score_and_finds_small_optima() {
+        let mut rng = Rng::new(41);
+        let mut optimal = 0;
+        for trial in 0..20 {
+            let q = random_qap(&mut rng, 7, trial % 2 == 0, trial % 3 == 0);
+            let (p, score) = local_search(&q, 10, trial as u64);
+            let mut seen = p.clone();
+            seen.sort();
+            assert_eq!(seen, (0..7).collect::<Vec<_>>(), "trial {trial}: not a permutation");
+            assert!((score - q.score(&p)).abs() < 1e-12, "trial {trial}: score is not the permutation's");
+            let best = brute_force(&q);
+            assert!(score <= best + 1e-9, "trial {trial}: {score} above the optimum {best}");
+            optimal += usize::from(score >= best - 1e-9);
+        }
+        assert!(optimal >= 18, "the optimum on only {optimal} of 20 instances");
+    }
+
     #[test]
     fn certified_optimum_equals_brute_force() {
         let mut rng = Rng::new(14);
@@ -707,14 +771,14 @@ mod tests {
             };
             check(Box::new(|| {
                 let mut root = GlNode::root(&q);
-                let e = root.evaluate(&q);
-                let values = (0..6).map(|s| root.child(&q, &e, 0, s).evaluate(&q).value).collect();
+                let e = root.evaluate(&q, f64::NEG_INFINITY);
+                let values = (0..6).map(|s| root.child(&q, &e, 0, s).evaluate(&q, f64::NEG_INFINITY).value).collect();
                 (e, values)
             }));
             check(Box::new(|| {
                 let mut root = DaNode::root(&q, 3, 2);
-                let e = root.evaluate(&q);
-                let values = (0..6).map(|s| root.child(&q, &e, 0, s).evaluate(&q).value).collect();
+                let e = root.evaluate(&q, f64::NEG_INFINITY);
+                let values = (0..6).map(|s| root.child(&q, &e, 0, s).evaluate(&q, f64::NEG_INFINITY).value).collect();
                 (e, values)
             }));
         }
@@ -725,8 +789,8 @@ mod tests {
         let mut rng = Rng::new(19);
         for trial in 0..10 {
             let q = random_qap(&mut rng, 8, true, false);
-            let gl = GlNode::root(&q).evaluate(&q).value;
-            let da = DaNode::root(&q, 6, 1).evaluate(&q).value;
+            let gl = GlNode::root(&q).evaluate(&q, f64::NEG_INFINITY).value;
+            let da = DaNode::root(&q, 6, 1).evaluate(&q, f64::NEG_INFINITY).value;
             assert!(da <= gl + 1e-9, "trial {trial}: dual ascent {da} above Gilmore-Lawler {gl}");
         }
     }

@@ -473,6 +473,11 @@ pub struct StageArgs {
     /// measured in docs/naming-study.md].
     #[arg(long, default_value_t = 0.8)]
     pub naming_trust_threshold: f64,
+    /// Seconds the certified naming search may take for more than 10 classes; when it stops
+    /// there, the naming is the best it found, without the proof that none is better [15;
+    /// docs/benchmarks.md: most real 20-class namings are proven optimal within 15 s].
+    #[arg(long, default_value_t = 15.0)]
+    pub naming_time_limit: f64,
     /// The kernels whose Gibbs posteriors must each support the geometry's names before they are
     /// trusted (the naming kernel always counts), comma-separated [centred-cosine,centred-rank,
     /// centred-blind-match,euclidean: every invariant kernel; measured in docs/naming-study.md].
@@ -529,6 +534,7 @@ impl Default for StageArgs {
             naming_kernel: NamingKernel::CentredCosine,
             naming_centres: NamingCentres::MemberMeans,
             naming_trust_threshold: 0.8,
+            naming_time_limit: 15.0,
             naming_trust_kernels: crate::naming::geometry::invariant_kernels(),
             naming_init: false,
             naming_only: false,
@@ -577,6 +583,7 @@ impl StageArgs {
             return Err(Error::invalid("stages.threads", self.threads, "between 1 and 1024"));
         }
         check_f32("stages.naming_trust_threshold", self.naming_trust_threshold, 0.0, 1.0, "a probability in [0, 1]")?;
+        check_f32("stages.naming_time_limit", self.naming_time_limit, 0.001, 86_400.0, "seconds between 0.001 and 86400")?;
         Ok(())
     }
 
@@ -726,6 +733,7 @@ impl StageArgs {
             kernel: self.naming_kernel,
             centres: self.naming_centres,
             trust_threshold: self.naming_trust_threshold,
+            solver_seconds: self.naming_time_limit,
             trust_kernels: self.naming_trust_kernels.clone(),
             ..GeometryParams::default()
         };
@@ -1041,6 +1049,20 @@ mod tests {
         let path = write("notoml", "name = ");
         let e = RunConfig::load(&path, &[]).unwrap_err().to_string();
         assert!(e.contains("not valid TOML"), "{e}");
+    }
+
+    /// The naming search's time limit reaches the geometry naming, and a limit that is not a
+    /// positive number of seconds is refused by name before anything runs.
+    #[test]
+    fn the_naming_time_limit_is_checked_and_reaches_the_naming() {
+        let path = write("time-limit", MINIMAL);
+        let c = RunConfig::load(&path, &["stages.naming_time_limit=60".into()]).unwrap();
+        let settings = c.stages.validate(Preset::Paper, 20).unwrap();
+        assert_eq!(settings.naming.geometry.solver_seconds, 60.0);
+        for bad in ["0", "-1", "nan", "1e9"] {
+            let e = RunConfig::load(&path, &[format!("stages.naming_time_limit={bad}")]).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("stages.naming_time_limit"), "{bad}: {e}");
+        }
     }
 }
 

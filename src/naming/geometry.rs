@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::matching::nearest_centroid_classifier;
 use crate::prior::LabelPrior;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use tch::Tensor;
 
 /// Which centres of the clusters the naming compares.
@@ -33,7 +34,8 @@ pub enum NamingCentres {
 pub struct GeometryParams {
     /// Weight of the cluster-size term (0: geometry only).
     pub size_weight: f64,
-    /// Largest c solved exactly; above it, restarted local search.
+    /// Largest c solved by enumeration; above it, the certified branch and bound
+    /// (`certified`), stopped after `solver_seconds`.
     pub exact_limit: usize,
     pub kernel: NamingKernel,
     pub centres: NamingCentres,
@@ -47,6 +49,13 @@ pub struct GeometryParams {
     /// naming kernel counts (class positions on a line have no other useful statistic).
     #[serde(default = "invariant_kernels")]
     pub trust_kernels: Vec<NamingKernel>,
+    /// Time limit of the certified search above `exact_limit`, in seconds.
+    #[serde(default = "default_solver_seconds")]
+    pub solver_seconds: f64,
+}
+
+fn default_solver_seconds() -> f64 {
+    15.0
 }
 
 /// Every kernel that a rotation, scale or common offset cannot change: the default jury.
@@ -64,6 +73,7 @@ impl Default for GeometryParams {
             null_draws: 10_000,
             trust_threshold: 0.8,
             trust_kernels: invariant_kernels(),
+            solver_seconds: default_solver_seconds(),
         }
     }
 }
@@ -81,6 +91,9 @@ impl GeometryParams {
         }
         if !(0.0..=1.0).contains(&self.trust_threshold) {
             return Err(Error::invalid("naming_trust_threshold", self.trust_threshold, "a probability in [0, 1]"));
+        }
+        if !(self.solver_seconds > 0.0 && self.solver_seconds <= 86_400.0) {
+            return Err(Error::invalid("naming_time_limit", self.solver_seconds, "seconds, more than 0 and at most 86400"));
         }
         Ok(())
     }
@@ -205,7 +218,7 @@ impl GeometryNamer {
             return Err(Error::invalid("n_clusters", centres.len(), format!("one cluster per class ({})", class_vectors.len())));
         }
         let problem = self.problem(centres, cluster_sizes, class_vectors, alpha, kernel);
-        let solution = qap::solve(&problem, self.params.exact_limit, seed);
+        let solution = qap::solve(&problem, self.params.exact_limit, Duration::from_secs_f64(self.params.solver_seconds), seed);
         let c = problem.n();
         // Scores are sums over c(c-1) products of standardised entries: |score| <= c(c-1).
         let interchangeable = qap::interchangeable(&problem, &solution, 0.02 * (c * (c - 1)) as f64);

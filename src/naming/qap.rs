@@ -233,15 +233,15 @@ pub fn solve_local_search(p: &NamingProblem, restarts: usize, seed: u64) -> Nami
 
 /// Exact up to `exact_limit` classes (enumeration with its runner-up); above, branch and bound
 /// with an upper bound (Gilmore-Lawler or dual ascent, `certified`), whose answer is exact when
-/// the bound meets it within the time limit.
-pub fn solve(p: &NamingProblem, exact_limit: usize, seed: u64) -> Naming {
+/// the bound meets it within `time_limit`.
+pub fn solve(p: &NamingProblem, exact_limit: usize, time_limit: std::time::Duration, seed: u64) -> Naming {
     if p.n() <= exact_limit {
         return solve_exact(p);
     }
     let unary = p.sizes.as_ref().map(|_| (0..p.n()).map(|i| (0..p.n()).map(|k| p.unary(i, k)).collect()).collect());
     match super::certified::Qap::new(p.cluster_similarity.clone(), p.class_similarity.clone(), unary) {
         Ok(q) => {
-            let settings = super::certified::QapSettings { seed, ..super::certified::QapSettings::for_size(p.n()) };
+            let settings = super::certified::QapSettings { seed, time_limit, ..super::certified::QapSettings::for_size(p.n()) };
             let s = super::certified::solve(&q, &settings);
             Naming { score: p.score(&s.permutation), class_of: s.permutation, second_score: None, exact: s.certified_optimal }
         }

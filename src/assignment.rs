@@ -27,7 +27,8 @@ pub fn min_cost_assignment_with_duals(cost: &[Vec<f64>]) -> (Vec<usize>, f64, Du
     let flat: Vec<f64> = cost.iter().flat_map(|r| r.iter().copied()).collect();
     let mut solver = AssignmentSolver::default();
     let total = solver.solve(&flat, n, m);
-    (solver.col_of_row.clone(), total, Duals { row: solver.row_dual.clone(), col: solver.col_dual.clone() })
+    let AssignmentSolver { col_of_row, row_dual, col_dual, .. } = solver;
+    (col_of_row, total, Duals { row: row_dual, col: col_dual })
 }
 
 /// The Hungarian algorithm on a flat row-major matrix with reusable buffers: the branch and

@@ -414,18 +414,17 @@ impl DaNode {
                     to[s..].copy_from_slice(&from[s + 1..]);
                 }
                 self.lin[r * m + s] += solver.solve(block, k, k);
-                for ((a, reduced), r2) in block.chunks_exact(k).enumerate().zip(rows) {
+                // reduced_cost, with the row's dual hoisted out of this hot loop.
+                for ((a, block_row), r2) in block.chunks_exact(k).enumerate().zip(rows) {
                     let to = &mut costs[r2 * m..(r2 + 1) * m];
                     let ua = solver.row_dual[a];
-                    let cols = (0..m).filter(|&s2| s2 != s);
-                    for ((&c, &vb), s2) in reduced.iter().zip(&solver.col_dual).zip(cols) {
+                    for ((&c, &vb), s2) in block_row.iter().zip(&solver.col_dual).zip((0..m).filter(|&s2| s2 != s)) {
                         to[s2] = (c - ua - vb).max(0.0);
                     }
                 }
             }
         }
-        let lin: Vec<Vec<f64>> = (0..m).map(|r| self.lin[r * m..(r + 1) * m].to_vec()).collect();
-        let lap = min_cost_assignment_with_duals(&lin);
+        let lap = linear_assignment(solver, &self.lin, m);
         self.lower += lap.cost;
         for r in 0..m {
             self.lin[r * m..(r + 1) * m].copy_from_slice(&lap.reduced[r]);
@@ -476,7 +475,7 @@ impl BoundedNode for DaNode {
     fn evaluate(&mut self, _q: &Qap, prune_at: f64) -> Evaluation {
         let m = self.m();
         let lap = if m <= 1 {
-            let lap = min_cost_assignment_with_duals(&[self.lin.clone()][..m]);
+            let lap = linear_assignment(&mut AssignmentSolver::default(), &self.lin, m);
             self.lower += lap.cost;
             lap
         } else {
@@ -629,10 +628,21 @@ struct LinearAssignment {
 /// The Hungarian algorithm of `crate::assignment` with its dual potentials, so that every
 /// forced pair's cost increase is known for free.
 fn min_cost_assignment_with_duals(cost: &[Vec<f64>]) -> LinearAssignment {
-    let (col_of_row, total, duals) = crate::assignment::min_cost_assignment_with_duals(cost);
-    let n = cost.len();
-    let reduced = (0..n).map(|i| (0..n).map(|j| (cost[i][j] - duals.row[i] - duals.col[j]).max(0.0)).collect()).collect();
-    LinearAssignment { cost: total, col_of_row, reduced }
+    let flat: Vec<f64> = cost.iter().flatten().copied().collect();
+    linear_assignment(&mut AssignmentSolver::default(), &flat, cost.len())
+}
+
+/// `min_cost_assignment_with_duals` of a flat n x n matrix on a reused solver.
+fn linear_assignment(solver: &mut AssignmentSolver, cost: &[f64], n: usize) -> LinearAssignment {
+    let total = solver.solve(cost, n, n);
+    let reduced = cost.chunks_exact(n.max(1)).enumerate().map(|(i, row)| row.iter().enumerate().map(|(j, &c)| reduced_cost(solver, c, i, j)).collect()).collect();
+    LinearAssignment { cost: total, col_of_row: solver.col_of_row.clone(), reduced }
+}
+
+/// cost - u[i] - v[j] of a solved assignment, clamped at 0 against rounding (it is >= 0 in
+/// exact arithmetic): what remains of a cost once the assignment's value is moved out.
+fn reduced_cost(solver: &AssignmentSolver, cost: f64, i: usize, j: usize) -> f64 {
+    (cost - solver.row_dual[i] - solver.col_dual[j]).max(0.0)
 }
 
 #[cfg(test)]

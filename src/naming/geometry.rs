@@ -92,8 +92,8 @@ impl GeometryParams {
         if !(0.0..=1.0).contains(&self.trust_threshold) {
             return Err(Error::invalid("naming_trust_threshold", self.trust_threshold, "a probability in [0, 1]"));
         }
-        if !(self.solver_seconds > 0.0 && self.solver_seconds <= 86_400.0) {
-            return Err(Error::invalid("naming_time_limit", self.solver_seconds, "seconds, more than 0 and at most 86400"));
+        if !(0.001..=86_400.0).contains(&self.solver_seconds) {
+            return Err(Error::invalid("naming_time_limit", self.solver_seconds, "seconds between 0.001 and 86400"));
         }
         Ok(())
     }

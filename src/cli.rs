@@ -337,6 +337,9 @@ fn cmd_match(args: MatchArgs, quiet: bool) -> Result<()> {
         if let Some(sentence) = report::trust_sentence(record, &prior.class_names) {
             text.push_str(&format!("\nSeed {}: {sentence}.\n", record.seed));
         }
+        if let Some(sentence) = report::optimality_sentence(record, prior.n_classes()) {
+            text.push_str(&format!("Seed {}: {sentence}.\n", record.seed));
+        }
     }
     io::write_atomic(&layout.summary(), text.as_bytes())?;
     print!("{text}");

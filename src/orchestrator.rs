@@ -57,6 +57,10 @@ pub struct SeedRecord {
     pub naming_class_of: Vec<usize>,
     pub naming_score: f64,
     pub naming_second_score: Option<f64>,
+    /// Whether the geometry naming is proven optimal, or how far from it it may be (absent in
+    /// records written before it was kept).
+    #[serde(default)]
+    pub naming_optimality: Option<crate::naming::qap::Optimality>,
     /// (class a, class b, objective lost by swapping them).
     pub naming_interchangeable: Vec<(usize, usize, f64)>,
     /// How far the geometry's names can be trusted (label-free alignment score).
@@ -363,6 +367,7 @@ fn seed_record(run: &SeedRun, chain: &[NamingKind], metrics: Option<SeedMetrics>
         naming_class_of: run.geometry.class_of.clone(),
         naming_score: geometry.map_or(f64::NAN, |g| g.solution.score),
         naming_second_score: geometry.and_then(|g| g.solution.second_score),
+        naming_optimality: geometry.map(|g| g.solution.optimality),
         naming_interchangeable: geometry.map(|g| g.interchangeable.clone()).unwrap_or_default(),
         naming_trust: geometry.map(|g| g.trust_of(&g.solution.class_of)),
         classifier_trust: geometry.map(|g| g.trust_of(&run.named.class_of)),

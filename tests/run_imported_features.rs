@@ -137,3 +137,40 @@ fn run_with_a_torchscript_backbone_skips_stage_one() {
     assert!(!ok && stderr.contains("ts.toml") && stderr.contains("give one"), "{stderr}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Sixteen classes (above the enumeration limit of 10) with a naming search given one
+/// millisecond: the summary and the report say the naming was not proven optimal, with its
+/// bound, and point to the setting that gives the search more time.
+#[test]
+fn a_naming_search_stopped_at_its_time_limit_is_reported_as_not_proven_optimal() {
+    let dir = workdir("optimality");
+    let c = 16i64;
+    let noise = |k: i64| ((k * 7919 + 13) % 101) as f32 / 1010.0;
+    let features = |path: &Path, n: i64| {
+        let values: Vec<f32> = (0..n * c).map(|k| if k % c == (k / c) % c { 1.0 } else { 0.0 } + noise(k)).collect();
+        let labels: Vec<i64> = (0..n).map(|k| k % c).collect();
+        save_features(path, &Tensor::from_slice(&values).view([n, c]), Some(&labels)).unwrap();
+    };
+    features(&dir.join("train.safetensors"), 20 * c);
+    features(&dir.join("test.safetensors"), 4 * c);
+    let names: Vec<String> = (0..c).map(|k| format!("class{k}")).collect();
+    let words: String = names.iter().enumerate().map(|(i, n)| format!("{n} {}\n", (0..6).map(|j| format!("{:.3}", ((i * 31 + j * 17) % 23) as f64 / 23.0 - 0.5)).collect::<Vec<_>>().join(" "))).collect();
+    std::fs::write(dir.join("words.txt"), words).unwrap();
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let config = dir.join("many.toml");
+    let stages = "[stages]\nseeds = 1\ncluster_steps = 100\nsteps = 100\nbatch_size = 32\nnaming = [\"geometry\"]\nnaming_time_limit = 0.001\n\n[report]\nsk_comparison = false\n";
+    std::fs::write(&config, format!("name = \"many\"\ndevice = \"cpu\"\n[classes]\nnames = [{}]\nword_vectors = \"words.txt\"\n\n[features]\ntrain = \"train.safetensors\"\ntest = \"test.safetensors\"\n\n{stages}", quoted.join(", "))).unwrap();
+    let out = dir.join("out");
+    let (ok, stdout, stderr) = zerolabel(&["run", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "run failed: {stderr}");
+    assert!(stdout.contains("Naming by geometry: NOT proven optimal: the search stopped after") && stdout.contains("naming_time_limit"), "{stdout}");
+    let manifest = json(&out.join("manifest.json"));
+    let stage = manifest["stages"][0]["dir"].as_str().map(PathBuf::from).unwrap_or_default();
+    let record = json(&out.join(stage).join("seed-0").join("seed.json"));
+    let optimality = &record["naming_optimality"];
+    assert_eq!(optimality["kind"], "bounded", "{record}");
+    assert!(optimality["upper_bound"].as_f64().unwrap() > record["naming_score"].as_f64().unwrap());
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("geometry naming optimal?") && report.contains("NOT proven optimal"), "{report}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -9,6 +9,7 @@
 //! proportions. Solved exactly by depth-first enumeration with incremental scores for small c,
 //! and by restarted pairwise-swap local search for larger c.
 use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
 
 /// Off-diagonal entries shifted and scaled to mean 0 and unit variance (diagonal 0), so that
 /// the objective measures agreement of shape, not of scale.
@@ -110,7 +111,49 @@ pub struct Naming {
     pub score: f64,
     /// Best score among assignments other than `class_of` (exact solver only).
     pub second_score: Option<f64>,
-    pub exact: bool,
+    pub optimality: Optimality,
+}
+
+impl Naming {
+    /// True where no naming is known to score higher: enumerated or certified.
+    pub fn exact(&self) -> bool {
+        matches!(self.optimality, Optimality::Enumerated | Optimality::Certified { .. })
+    }
+}
+
+/// What is known of a naming's optimality, for the report: users naming many classes need to
+/// know whether the search finished (issue 14).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Optimality {
+    /// All c! namings were scored.
+    Enumerated,
+    /// The branch and bound's upper bound met the naming's score after `seconds`.
+    Certified { seconds: f64 },
+    /// The branch and bound stopped at its time limit: no naming scores above `upper_bound`
+    /// (in the objective's units, like `Naming::score`).
+    Bounded { upper_bound: f64, seconds: f64 },
+    /// A local search without a bound.
+    Unknown,
+}
+
+impl Optimality {
+    /// One phrase for reports, e.g. "proven optimal (all 10! namings scored)".
+    pub fn describe(&self, c: usize, score: f64) -> String {
+        match *self {
+            Optimality::Enumerated => format!("proven optimal (all {c}! namings scored)"),
+            Optimality::Certified { seconds } => format!("proven optimal (branch and bound, certified in {seconds:.1} s)"),
+            Optimality::Bounded { upper_bound, seconds } => {
+                format!("NOT proven optimal: the search stopped after {seconds:.1} s with an upper bound of {upper_bound:.3} against {score:.3} found (gap {:.1} %)", 100.0 * relative_gap(upper_bound, score))
+            }
+            Optimality::Unknown => "not proven optimal (local search, no bound)".into(),
+        }
+    }
+}
+
+/// (upper bound - score) / |score|, the share by which a better naming could still score higher.
+pub fn relative_gap(upper_bound: f64, score: f64) -> f64 {
+    (upper_bound - score).max(0.0) / score.abs().max(1e-12)
 }
 
 /// Exact maximisation over all c! assignments, depth first, adding each cluster's score
@@ -147,7 +190,7 @@ pub fn solve_exact(p: &NamingProblem) -> Naming {
     for (d, &cluster) in order.iter().enumerate() {
         class_of[cluster] = state.best.1[d];
     }
-    Naming { class_of, score: state.best.0, second_score: Some(state.second).filter(|s| s.is_finite()), exact: true }
+    Naming { class_of, score: state.best.0, second_score: Some(state.second).filter(|s| s.is_finite()), optimality: Optimality::Enumerated }
 }
 
 struct Context<'a> {
@@ -228,7 +271,7 @@ pub fn solve_local_search(p: &NamingProblem, restarts: usize, seed: u64) -> Nami
     let (_, class_of) = best.unwrap_or((f64::NEG_INFINITY, (0..c).collect()));
     // Recomputed once in full, so that accumulated rounding of the deltas does not show.
     let score = p.score(&class_of);
-    Naming { class_of, score, second_score: None, exact: false }
+    Naming { class_of, score, second_score: None, optimality: Optimality::Unknown }
 }
 
 /// Exact up to `exact_limit` classes (enumeration with its runner-up); above, branch and bound
@@ -243,7 +286,14 @@ pub fn solve(p: &NamingProblem, exact_limit: usize, time_limit: std::time::Durat
         Ok(q) => {
             let settings = super::certified::QapSettings { seed, time_limit, ..super::certified::QapSettings::for_size(p.n()) };
             let s = super::certified::solve(&q, &settings);
-            Naming { score: p.score(&s.permutation), class_of: s.permutation, second_score: None, exact: s.certified_optimal }
+            let seconds = s.elapsed.as_secs_f64();
+            let score = p.score(&s.permutation);
+            let optimality = match s.certified_optimal {
+                true => Optimality::Certified { seconds },
+                // The bound in this problem's units: the solver's own gap above the score.
+                false => Optimality::Bounded { upper_bound: score + s.gap(), seconds },
+            };
+            Naming { score, class_of: s.permutation, second_score: None, optimality }
         }
         Err(_) => solve_local_search(p, 50, seed),
     }
@@ -309,6 +359,28 @@ mod tests {
         let (a, b) = (sym(rng), sym(rng));
         let sizes = sizes.then(|| ((0..c).map(|_| rng.uniform()).collect(), (0..c).map(|_| rng.uniform()).collect(), 2.0));
         NamingProblem { cluster_similarity: a, class_similarity: b, sizes }
+    }
+
+    #[test]
+    fn every_answer_says_how_its_optimality_is_known() {
+        let mut rng = Rng::new(21);
+        let small = random_problem(&mut rng, 6, true);
+        let enumerated = solve(&small, 10, std::time::Duration::from_secs(10), 0);
+        assert_eq!(enumerated.optimality, Optimality::Enumerated);
+        assert!(enumerated.exact());
+        // Above the exact limit, an easy size is certified, and its answer is the optimum.
+        let medium = random_problem(&mut rng, 8, false);
+        let certified = solve(&medium, 5, std::time::Duration::from_secs(60), 0);
+        assert!(matches!(certified.optimality, Optimality::Certified { .. }), "{:?}", certified.optimality);
+        assert!((certified.score - brute_force(&medium).0).abs() < 1e-9);
+        // A dense random c = 30 problem cannot be certified in a millisecond: the answer keeps
+        // the bound it stopped with, never below the naming found.
+        let large = random_problem(&mut rng, 30, false);
+        let bounded = solve(&large, 10, std::time::Duration::from_millis(1), 0);
+        let Optimality::Bounded { upper_bound, .. } = bounded.optimality else { panic!("expected a bound, got {:?}", bounded.optimality) };
+        assert!(upper_bound > bounded.score && !bounded.exact());
+        assert!(bounded.optimality.describe(30, bounded.score).contains("NOT proven optimal"));
+        assert_eq!(bounded.class_of.iter().collect::<std::collections::BTreeSet<_>>().len(), 30);
     }
 
     fn brute_force(p: &NamingProblem) -> (f64, f64) {

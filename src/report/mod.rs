@@ -361,6 +361,19 @@ pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
     })
 }
 
+/// Whether the branch and bound proved the geometry naming optimal, in one sentence for the
+/// summary; None where every naming was enumerated (c <= 10 by default) or nothing was named.
+pub fn optimality_sentence(record: &SeedRecord, n_classes: usize) -> Option<String> {
+    use crate::naming::qap::Optimality;
+    let optimality = record.naming_optimality?;
+    let text = optimality.describe(n_classes, record.naming_score);
+    match optimality {
+        Optimality::Enumerated => None,
+        Optimality::Certified { .. } => Some(format!("Naming by geometry: {text}")),
+        Optimality::Bounded { .. } | Optimality::Unknown => Some(format!("Naming by geometry: {text}; a better naming may exist (--naming-time-limit, or [stages] naming_time_limit, gives the search more time)")),
+    }
+}
+
 /// "centred-cosine 0.62, centred-rank 0.21, ..." (the naming kernel first).
 fn kernel_support_text(t: &crate::naming::NameTrust) -> String {
     if t.support_by_kernel.is_empty() {
@@ -373,18 +386,22 @@ fn naming(canvas: &mut Canvas, r: &ReportData) {
     let (names, md) = (r.class_names, &mut canvas.md);
     let _ = writeln!(md, "## Can the names be trusted? Naming the clusters by geometry (beyond the paper)\n");
     let _ = writeln!(md, "The geometry naming assigns class names to clusters by matching the clusters' similarity matrix (member means, {}) to the class vectors' (a quadratic assignment problem). Its label-free alignment score: z, how far a naming's objective stands above random namings (in standard deviations of 10,000 random permutations); posterior, the mean probability of its names under a Gibbs posterior over all namings (the expected share of clusters named right if the geometry is to be believed). Names are trusted when that posterior averages at least the threshold under every judging kernel (the naming's own and the other kernels invariant to rotation, scale and offset): support, the least of those averages.\n", r.naming_kernel);
-    let _ = writeln!(md, "| seed | geometry: z | geometry: posterior | classifier's names: posterior | classifier's names: support | trusted | gap to runner-up | naming accuracy (%) |\n| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let _ = writeln!(md, "| seed | geometry: z | geometry: posterior | classifier's names: posterior | classifier's names: support | trusted | gap to runner-up | geometry naming optimal? | naming accuracy (%) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for x in r.records {
         let gap = x.naming_second_score.map(|s| format!("{:.3}", x.naming_score - s)).unwrap_or("- (approximate solver)".into());
         let acc = x.metrics.as_ref().map(|m| format!("{:.1}", 100.0 * m.naming_accuracy)).unwrap_or("-".into());
         let (z, own) = x.naming_trust.as_ref().map_or(("-".into(), "-".into()), |t| (format!("{:.1}", t.z), format!("{:.2}", t.mean_posterior)));
         let (classifier, support, trusted) =
             x.classifier_trust.as_ref().map_or(("-".into(), "-".into(), "-"), |t| (format!("{:.2}", t.mean_posterior), format!("{:.2}", t.verdict_support()), if t.trusted { "yes" } else { "no" }));
-        let _ = writeln!(md, "| {} | {z} | {own} | {classifier} | {support} | {trusted} | {gap} | {acc} |", x.seed);
+        let optimal = x.naming_optimality.map_or("-".into(), |o| o.describe(names.len(), x.naming_score));
+        let _ = writeln!(md, "| {} | {z} | {own} | {classifier} | {support} | {trusted} | {gap} | {optimal} | {acc} |", x.seed);
     }
     let selected = r.records.iter().find(|x| x.seed == r.selected_seed);
     if let Some(sentence) = selected.and_then(|s| trust_sentence(s, names)) {
         let _ = writeln!(md, "\n**{sentence}.**\n");
+    }
+    if let Some(sentence) = selected.and_then(|s| optimality_sentence(s, names.len())) {
+        let _ = writeln!(md, "{sentence}.\n");
     }
     let pairs: Vec<String> = selected.map(|s| s.naming_interchangeable.iter().take(10).map(|(a, b, loss)| format!("{} <-> {} ({loss:.3})", names[*a], names[*b])).collect()).unwrap_or_default();
     let _ = writeln!(

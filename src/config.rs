@@ -280,11 +280,12 @@ pub struct ClassArgs {
     #[arg(long)]
     pub ordinal: bool,
     /// How class names become vectors: glove (static word vectors, averaged over a name's
-    /// words), minilm (the sentence encoder all-MiniLM-L6-v2 over prompt templates) or vectors
+    /// words), minilm or mpnet (the sentence encoders all-MiniLM-L6-v2 and all-mpnet-base-v2 over
+    /// prompt templates) or vectors
     /// (one vector per class from `--class-vectors`).
     #[arg(long, value_enum, default_value = "glove")]
     pub encoder: EncoderKind,
-    /// Prompt templates for `minilm`, each with one `{}` for the class name (repeatable; in a
+    /// Prompt templates for `minilm` and `mpnet`, each with one `{}` for the class name (repeatable; in a
     /// config a list, `[]` for the names alone) [default: 18 CLIP CIFAR templates].
     #[arg(long = "template")]
     pub templates: Option<Vec<String>>,

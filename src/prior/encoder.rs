@@ -24,18 +24,23 @@ pub enum EncoderKind {
     /// The sentence encoder all-MiniLM-L6-v2 (installed by scripts/setup.sh), averaged over
     /// prompt templates (`templates`; an empty list: the names alone).
     Minilm,
+    /// The sentence encoder all-mpnet-base-v2 (MPNet, 110M parameters; installed by
+    /// `scripts/setup.sh --mpnet`, 440 MB), averaged over the same templates.
+    Mpnet,
     /// One vector per class given by the user (`class_vectors`: one line of numbers per class,
     /// in class order).
     Vectors,
 }
 
-/// The encoder of a config, with its files (`templates`: MiniLM's prompt templates, None for
-/// the default set).
+/// The encoder of a config, with its files (`templates`: the sentence encoders' prompt
+/// templates, None for the default set).
 pub fn build_encoder(kind: EncoderKind, word_vectors: Option<&Path>, class_vectors: Option<&Path>, templates: Option<&[String]>) -> Result<Box<dyn TextEncoder>> {
     match kind {
-        EncoderKind::Minilm => {
-            let templates = templates.map_or_else(super::minilm::default_templates, <[String]>::to_vec);
-            Ok(Box::new(super::minilm::MiniLmClassEncoder::load(&super::minilm::default_model_dir(), templates)?))
+        EncoderKind::Minilm | EncoderKind::Mpnet => {
+            use super::sentence_encoder::{default_model_dir, default_mpnet_dir, default_templates, SentenceClassEncoder};
+            let templates = templates.map_or_else(default_templates, <[String]>::to_vec);
+            let dir = if kind == EncoderKind::Mpnet { default_mpnet_dir() } else { default_model_dir() };
+            Ok(Box::new(SentenceClassEncoder::load(&dir, templates)?))
         }
         EncoderKind::Glove => {
             let source = word_vectors.map_or_else(WordVectorSource::default_glove, WordVectorSource::from_path);
@@ -64,13 +69,13 @@ impl TextEncoder for WordVectorEncoder {
     }
 }
 
-impl TextEncoder for super::minilm::MiniLmClassEncoder {
+impl TextEncoder for super::sentence_encoder::SentenceClassEncoder {
     fn encode(&self, class_names: &[String]) -> Result<Vec<Vec<f32>>> {
-        super::minilm::MiniLmClassEncoder::encode(self, class_names)
+        super::sentence_encoder::SentenceClassEncoder::encode(self, class_names)
     }
 
     fn describe(&self) -> String {
-        super::minilm::MiniLmClassEncoder::describe(self)
+        super::sentence_encoder::SentenceClassEncoder::describe(self)
     }
 }
 

@@ -6,7 +6,7 @@
 //! all-MiniLM-L6-v2 in `minilm` with its tokenizer in `wordpiece`) or from the class order
 //! (`ordinal`); `sampler` draws the prior samples S_P that stage III matches.
 pub mod encoder;
-pub mod minilm;
+pub mod sentence_encoder;
 pub mod nominal;
 pub mod ordinal;
 pub mod sampler;

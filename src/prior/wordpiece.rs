@@ -18,6 +18,9 @@ use unicode_normalization::UnicodeNormalization;
 /// tokenizer.json).
 pub const MAX_CHARS_PER_WORD: usize = 100;
 
+/// BERT's start, end and unknown tokens.
+pub const BERT_SPECIALS: [&str; 3] = ["[CLS]", "[SEP]", "[UNK]"];
+
 /// The vocabulary and the ids of the special tokens.
 #[derive(Clone, Debug)]
 pub struct WordPieceTokenizer {
@@ -30,21 +33,28 @@ pub struct WordPieceTokenizer {
 }
 
 impl WordPieceTokenizer {
-    /// Reads `vocab.txt` (one token a line, the line number is the id).
-    pub fn from_vocab_file(path: &Path, max_len: usize) -> Result<Self> {
+    /// Reads `vocab.txt` (one token a line, the line number is the id); `specials` names the
+    /// start, end and unknown tokens ([`BERT_SPECIALS`] for BERT).
+    pub fn from_vocab_file(path: &Path, max_len: usize, specials: [&str; 3]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let tokens: Vec<String> = text.lines().map(str::to_string).collect();
-        Self::from_tokens(tokens, max_len).map_err(|message| Error::format(path, message))
+        Self::with_specials(tokens, max_len, specials).map_err(|message| Error::format(path, message))
     }
 
     /// A tokenizer over `tokens` (id = position); errors name the special token that is missing.
     pub fn from_tokens(tokens: Vec<String>, max_len: usize) -> std::result::Result<Self, String> {
+        Self::with_specials(tokens, max_len, BERT_SPECIALS)
+    }
+
+    /// `from_tokens` with other names for the start, end and unknown tokens (MPNet's
+    /// tokenizer: `<s>`, `</s>`, `[UNK]`).
+    pub fn with_specials(tokens: Vec<String>, max_len: usize, [cls, sep, unk]: [&str; 3]) -> std::result::Result<Self, String> {
         if max_len < 2 {
-            return Err(format!("max_len {max_len} leaves no room for [CLS] and [SEP]"));
+            return Err(format!("max_len {max_len} leaves no room for {cls} and {sep}"));
         }
         let vocab: HashMap<String, i64> = tokens.into_iter().enumerate().map(|(id, t)| (t, id as i64)).collect();
         let special = |name: &str| vocab.get(name).copied().ok_or_else(|| format!("the vocabulary has no {name} token"));
-        Ok(WordPieceTokenizer { cls: special("[CLS]")?, sep: special("[SEP]")?, unk: special("[UNK]")?, vocab, max_len })
+        Ok(WordPieceTokenizer { cls: special(cls)?, sep: special(sep)?, unk: special(unk)?, vocab, max_len })
     }
 
     pub fn vocab_size(&self) -> usize {

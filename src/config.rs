@@ -595,6 +595,31 @@ impl StageArgs {
 }
 
 impl ClassArgs {
+    /// A setting of one class-name encoder given with another, or with ordered classes (which
+    /// use none), is refused rather than silently ignored.
+    pub fn check_encoder_settings(&self) -> Result<()> {
+        let encoder = serde_json::to_value(self.encoder).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let sentence = matches!(self.encoder, EncoderKind::Minilm | EncoderKind::Mpnet);
+        let settings = [
+            ("templates", self.templates.is_some(), sentence, "encoder = \"minilm\" or \"mpnet\""),
+            ("word_vectors", self.word_vectors.is_some(), self.encoder == EncoderKind::Glove, "encoder = \"glove\""),
+            ("class_vectors", self.class_vectors.is_some(), self.encoder == EncoderKind::Vectors, "encoder = \"vectors\""),
+        ];
+        if self.ordinal {
+            let given = settings.iter().find(|(_, given, _, _)| *given).map(|(name, ..)| *name);
+            let given = given.or((self.encoder != EncoderKind::Glove).then_some("encoder"));
+            if let Some(name) = given {
+                bail!("classes.{name} has no effect with ordinal = true: ordered classes are ranked by their order, not by their names");
+            }
+        }
+        for (name, given, belongs, owner) in settings {
+            if given && !belongs {
+                bail!("classes.{name} is a setting of {owner}, but encoder is \"{encoder}\"");
+            }
+        }
+        Ok(())
+    }
+
     /// The prior's numbers checked up front, in f32.
     pub fn check_numbers(&self) -> crate::Result<()> {
         if let Some(f) = self.weight_floor {
@@ -634,6 +659,7 @@ pub fn class_names(args: &ClassArgs) -> Result<Vec<String>> {
 /// Builds the label prior from the class settings.
 pub fn build_prior(args: &ClassArgs) -> Result<LabelPrior> {
     args.check_numbers()?;
+    args.check_encoder_settings()?;
     let names = class_names(args)?;
     let mut params = match args.preset {
         Preset::Paper => PriorParams::default(),
@@ -1023,6 +1049,25 @@ mod tests {
     }
 
     const MINIMAL: &str = "name = \"t\"\n[data]\nformat = \"idx\"\npath = \"data\"\n[classes]\nfile = \"t.classes\"\n";
+
+    #[test]
+    fn an_encoder_setting_given_with_another_encoder_is_refused_by_name() {
+        let with = |f: &dyn Fn(&mut ClassArgs)| {
+            let mut args = ClassArgs::default();
+            f(&mut args);
+            args.check_encoder_settings().err().map(|e| e.to_string())
+        };
+        assert_eq!(with(&|a| a.word_vectors = Some("w.txt".into())), None);
+        assert_eq!(with(&|a| (a.encoder, a.templates) = (EncoderKind::Mpnet, Some(vec![]))), None);
+        assert_eq!(with(&|a| (a.encoder, a.class_vectors) = (EncoderKind::Vectors, Some("v.txt".into()))), None);
+        assert_eq!(with(&|a| a.templates = Some(vec!["a {}".into()])).unwrap(), "classes.templates is a setting of encoder = \"minilm\" or \"mpnet\", but encoder is \"glove\"");
+        assert_eq!(with(&|a| (a.encoder, a.word_vectors) = (EncoderKind::Minilm, Some("w.txt".into()))).unwrap(), "classes.word_vectors is a setting of encoder = \"glove\", but encoder is \"minilm\"");
+        assert!(with(&|a| a.class_vectors = Some("v.txt".into())).unwrap().contains("classes.class_vectors is a setting of encoder = \"vectors\""));
+        let ordinal = with(&|a| (a.ordinal, a.encoder) = (true, EncoderKind::Mpnet)).unwrap();
+        assert!(ordinal.contains("classes.encoder has no effect with ordinal = true"), "{ordinal}");
+        assert!(with(&|a| (a.ordinal, a.word_vectors) = (true, Some("w.txt".into()))).unwrap().contains("classes.word_vectors has no effect"));
+        assert_eq!(with(&|a| a.ordinal = true), None);
+    }
 
     #[test]
     fn relative_paths_follow_the_config_file_and_overrides_apply() {

@@ -60,9 +60,9 @@ pub fn default_templates() -> Vec<String> {
 /// one batch of 256-token sentences stays well under a gigabyte.
 const BATCH_SIZE: usize = 64;
 
-/// The parts of the Hugging Face `config.json` the forward pass needs.
+/// The parts of the Hugging Face `config.json` the forward pass needs (BERT or MPNet).
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
-pub struct BertConfig {
+pub struct EncoderConfig {
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -97,10 +97,10 @@ fn default_position_embedding() -> String {
     "absolute".into()
 }
 
-impl BertConfig {
+impl EncoderConfig {
     /// all-MiniLM-L6-v2's configuration, used when the package has no config.json.
     pub fn all_minilm_l6_v2() -> Self {
-        BertConfig {
+        EncoderConfig {
             vocab_size: 30522,
             hidden_size: 384,
             num_hidden_layers: 6,
@@ -211,7 +211,7 @@ struct Layer {
 /// A BERT or MPNet checkpoint in the Hugging Face layout (all-MiniLM-L6-v2, all-mpnet-base-v2)
 /// as a sentence encoder.
 pub struct SentenceEncoder {
-    pub config: BertConfig,
+    pub config: EncoderConfig,
     tokenizer: WordPieceTokenizer,
     word_embeddings: Tensor,
     position_embeddings: Tensor,
@@ -516,10 +516,10 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
     serde_json::from_str(&text).map(Some).map_err(|e| Error::format(path, format!("not valid JSON: {e}")))
 }
 
-fn read_config(dir: &Path) -> Result<BertConfig> {
+fn read_config(dir: &Path) -> Result<EncoderConfig> {
     let path = dir.join("config.json");
     let config = match read_json(&path)? {
-        None => BertConfig::all_minilm_l6_v2(),
+        None => EncoderConfig::all_minilm_l6_v2(),
         Some(value) => serde_json::from_value(value)
             .map_err(|e| Error::format(&path, format!("not a BERT config (expected hidden_size, num_hidden_layers, ...): {e}")))?,
     };
@@ -574,13 +574,27 @@ mod tests {
     }
 
     #[test]
+    fn relative_position_buckets_match_the_reference() {
+        // transformers' MPNetEncoder.relative_position_bucket(rel, num_buckets=32).
+        let relative = [-400, -129, -128, -127, -100, -64, -33, -32, -20, -16, -12, -9, -8, -7, -1, 0, 1, 7, 8, 9, 12, 16, 20, 32, 33, 64, 100, 127, 128, 129, 400];
+        let expected = [15, 15, 15, 15, 15, 14, 12, 12, 10, 10, 9, 8, 8, 7, 1, 0, 17, 23, 24, 24, 25, 26, 26, 28, 28, 30, 31, 31, 31, 31, 31];
+        let got: Vec<i64> = relative.iter().map(|&r| relative_position_bucket(r, 32)).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
     fn unsupported_config_is_refused() {
-        let mut c = BertConfig::all_minilm_l6_v2();
+        let mut c = EncoderConfig::all_minilm_l6_v2();
         c.hidden_act = "relu".into();
         let err = c.check(Path::new("config.json")).unwrap_err().to_string();
         assert!(err.contains("hidden_act 'relu'"), "{err}");
-        let mut c = BertConfig::all_minilm_l6_v2();
+        let mut c = EncoderConfig::all_minilm_l6_v2();
         c.num_attention_heads = 5;
         assert!(c.check(Path::new("config.json")).unwrap_err().to_string().contains("multiple"));
+        let mut c = EncoderConfig::all_minilm_l6_v2();
+        c.model_type = "roberta".into();
+        assert!(c.check(Path::new("config.json")).unwrap_err().to_string().contains("model_type 'roberta' is not supported"));
+        c.model_type = "mpnet".into();
+        assert!(c.check(Path::new("config.json")).unwrap_err().to_string().contains("relative_attention_num_buckets 0"));
     }
 }

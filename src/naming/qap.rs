@@ -7,8 +7,8 @@
 //! with A the (standardised) c x c similarity of the centroids, B that of the class names (or of
 //! the class order, for ordinal tasks), s the cluster proportions and alpha the class
 //! proportions. Solved exactly by depth-first enumeration with incremental scores for small c,
-//! and by restarted pairwise-swap local search for larger c.
-use crate::rng::Rng;
+//! and above by branch and bound with an upper bound (`certified`), started from iterated
+//! pairwise-swap local search.
 use serde::{Deserialize, Serialize};
 
 /// Off-diagonal entries shifted and scaled to mean 0 and unit variance (diagonal 0), so that
@@ -68,6 +68,13 @@ impl NamingProblem {
             Some((s, alpha, w)) => -w * (s[cluster] - alpha[class]).powi(2),
             None => 0.0,
         }
+    }
+
+    /// The same objective as the certified solver's problem (pairs plus the size term as its
+    /// unary costs).
+    pub fn as_qap(&self) -> crate::error::Result<super::certified::Qap> {
+        let unary = self.sizes.as_ref().map(|_| (0..self.n()).map(|i| (0..self.n()).map(|k| self.unary(i, k)).collect()).collect());
+        super::certified::Qap::new(self.cluster_similarity.clone(), self.class_similarity.clone(), unary)
     }
 
     /// Change of the objective when clusters `i` and `j` exchange their classes, in O(c)
@@ -238,38 +245,13 @@ struct Search {
     second: f64,
 }
 
-/// Approximate maximisation for large c: from `restarts` random assignments, swap pairs of
-/// classes while any swap improves the score; keep the best local optimum.
+/// The best of `restarts` pairwise-swap local searches from random assignments, then as many
+/// rounds of iterated local search from the best (`certified::local_search`); no bound.
 pub fn solve_local_search(p: &NamingProblem, restarts: usize, seed: u64) -> Naming {
-    let c = p.n();
-    let mut rng = Rng::derive(seed, "naming");
-    let mut best: Option<(f64, Vec<usize>)> = None;
-    for _ in 0..restarts.max(1) {
-        let mut class_of: Vec<usize> = (0..c).collect();
-        rng.shuffle(&mut class_of);
-        let mut score = p.score(&class_of);
-        loop {
-            let mut improved = false;
-            for i in 0..c {
-                for j in i + 1..c {
-                    let delta = p.swap_delta(&class_of, i, j);
-                    if delta > 1e-12 {
-                        class_of.swap(i, j);
-                        score += delta;
-                        improved = true;
-                    }
-                }
-            }
-            if !improved {
-                break;
-            }
-        }
-        if best.as_ref().is_none_or(|(b, _)| score > *b) {
-            best = Some((score, class_of));
-        }
-    }
-    let (_, class_of) = best.unwrap_or((f64::NEG_INFINITY, (0..c).collect()));
-    // Recomputed once in full, so that accumulated rounding of the deltas does not show.
+    // A malformed problem (non-square matrices) cannot come from the kernels; it keeps the
+    // identity rather than panicking.
+    let class_of = p.as_qap().map_or_else(|_| (0..p.n()).collect(), |q| super::certified::local_search(&q, restarts, seed).0);
+    // Recomputed in this problem's own arithmetic.
     let score = p.score(&class_of);
     Naming { class_of, score, second_score: None, optimality: Optimality::Unknown }
 }
@@ -281,8 +263,7 @@ pub fn solve(p: &NamingProblem, exact_limit: usize, time_limit: std::time::Durat
     if p.n() <= exact_limit {
         return solve_exact(p);
     }
-    let unary = p.sizes.as_ref().map(|_| (0..p.n()).map(|i| (0..p.n()).map(|k| p.unary(i, k)).collect()).collect());
-    match super::certified::Qap::new(p.cluster_similarity.clone(), p.class_similarity.clone(), unary) {
+    match p.as_qap() {
         Ok(q) => {
             let settings = super::certified::QapSettings { seed, time_limit, ..super::certified::QapSettings::for_size(p.n()) };
             let s = super::certified::solve(&q, &settings);
@@ -322,6 +303,7 @@ pub fn interchangeable(p: &NamingProblem, solution: &Naming, max_loss: f64) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
 
     #[test]
     fn swap_delta_equals_the_change_of_the_full_score() {

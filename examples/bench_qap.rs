@@ -113,7 +113,7 @@ fn print_row(kind: &str, c: usize, what: &str, bound: &str, s: &QapSolution) {
         s.elapsed.as_secs_f64(),
         if s.certified_optimal { "yes" } else { "no" },
         s.gap(),
-        100.0 * s.gap() / s.score.abs().max(1e-12),
+        100.0 * zerolabel::naming::qap::relative_gap(s.upper_bound, s.score),
         s.score,
         s.local_search_score,
         s.root_bound,

@@ -594,11 +594,16 @@ impl StageArgs {
     }
 }
 
+/// The name a setting has in configs and flags (e.g. `resnet18`, `minilm`).
+pub fn value_name(v: &impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 impl ClassArgs {
     /// A setting of one class-name encoder given with another, or with ordered classes (which
     /// use none), is refused rather than silently ignored.
     pub fn check_encoder_settings(&self) -> Result<()> {
-        let encoder = serde_json::to_value(self.encoder).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let encoder = value_name(&self.encoder);
         let sentence = matches!(self.encoder, EncoderKind::Minilm | EncoderKind::Mpnet);
         let settings = [
             ("templates", self.templates.is_some(), sentence, "encoder = \"minilm\" or \"mpnet\""),
@@ -751,7 +756,7 @@ impl StageArgs {
             let given = [("scan_neighbours", self.scan_neighbours.is_some()), ("scan_heads", self.scan_heads.is_some()), ("scan_head", self.scan_head.is_some()), ("scan_objective", self.scan_objective.is_some()),
                 ("scan_epochs", self.scan_epochs.is_some()), ("scan_entropy_weight", self.scan_entropy_weight.is_some()), ("scan_self_label", self.scan_self_label.is_some())];
             if let Some((name, _)) = given.iter().find(|(_, set)| *set) {
-                bail!("stages.{name} is a setting of clustering = \"scan\", but clustering is \"{}\"", serde_json::to_value(self.clustering).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default());
+                bail!("stages.{name} is a setting of clustering = \"scan\", but clustering is \"{}\"", value_name(&self.clustering));
             }
         }
         clustering.build()?;

@@ -495,7 +495,7 @@ impl Weights {
             let mut similar: Vec<&String> = self.tensors.keys().filter(|k| k.starts_with(name.split('.').next().unwrap_or(""))).collect();
             similar.sort();
             similar.truncate(5);
-            Error::format(&self.path, format!("no tensor named '{name}' (a BERT checkpoint in the Hugging Face layout is expected; similar names: {similar:?})"))
+            Error::format(&self.path, format!("no tensor named '{name}' (a BERT or MPNet checkpoint in the Hugging Face layout is expected; similar names: {similar:?})"))
         })?;
         if tensor.size() != shape {
             return Err(Error::Shape {

@@ -2,7 +2,7 @@
 //! and PNG plots in `plots/`. It renders the [`ReportData`] it is handed: it reads no files and
 //! computes nothing (the run gathers the data, [`crate::diagnostics`] does the label-using maths).
 use crate::backbone::simclr::CheckpointMeta;
-use crate::config::RunConfig;
+use crate::config::{value_name, RunConfig};
 use crate::diagnostics::{ClusterPredictions, Figure4a};
 use crate::eval::{SeedMetrics, Summary};
 use crate::orchestrator::SeedRecord;
@@ -85,11 +85,6 @@ pub fn summary_text(class_names: &[String], naming: &str, s: &Summary, seeds: &[
         }
     }
     t
-}
-
-/// The name a setting has in configs and flags (e.g. `resnet18`).
-fn value_name(v: &impl serde::Serialize) -> String {
-    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// Where the report is written, and the font of its plots (None: plots are skipped, noted).

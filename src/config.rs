@@ -8,7 +8,7 @@
 use crate::backbone::resnet::{Depth, ResNetConfig, Stem};
 use crate::backbone::simclr::{LrSchedule, Precision, SimclrParams};
 use crate::backbone::torchscript::{InputNormalization, Preprocessing};
-use crate::clustering::{AssignmentRule, ClusteringKind, ClusteringMethod, KMeansParams, ScanHeadKind, ScanObjective, ScanParams, SinkhornClusteringParams};
+use crate::clustering::{AssignmentRule, ClusteringKind, CostScale, ClusteringMethod, KMeansParams, ScanHeadKind, ScanObjective, ScanParams, SinkhornClusteringParams};
 use crate::data::augment::AugmentParams;
 use crate::data::images::{read_dataset, DatasetFormat, ImageSet, Split};
 use crate::device::DeviceChoice;
@@ -374,6 +374,11 @@ pub struct StageArgs {
     /// Stage II: how training samples get their cluster [paper: plan, review code: nearest].
     #[arg(long, value_enum)]
     pub assign: Option<AssignmentRule>,
+    /// Stage II: the unit of the transport cost [spread: half the features' mean pairwise squared
+    /// distance, so that epsilon means the same whatever their spread; none: the paper's literal
+    /// squared distances].
+    #[arg(long, value_enum)]
+    pub cluster_cost_scale: Option<CostScale>,
     /// Stage III loss [cgsk].
     #[arg(long, value_enum)]
     pub loss: Option<MatchingLoss>,
@@ -506,6 +511,7 @@ impl Default for StageArgs {
             cluster_batch_size: None,
             cluster_lr: None,
             assign: None,
+            cluster_cost_scale: None,
             loss: None,
             init: None,
             init_scale: None,
@@ -796,6 +802,7 @@ impl StageArgs {
         if preset == Preset::ReviewCode {
             clustering.learning_rate = 0.01;
             clustering.assignment = AssignmentRule::Nearest;
+            clustering.cost_scale = CostScale::None;
             matching.init_scale = 0.1;
             matching.optimizer = OptimizerKind::Sgd;
             matching.plan_gradient = PlanGradient::Unrolled;
@@ -813,6 +820,7 @@ impl StageArgs {
         set!(clustering.batch_size, self.cluster_batch_size);
         set!(clustering.learning_rate, self.cluster_lr);
         set!(clustering.assignment, self.assign);
+        set!(clustering.cost_scale, self.cluster_cost_scale);
         set!(clustering.sinkhorn.epsilon, self.epsilon);
         set!(clustering.sinkhorn.tolerance, self.sinkhorn_tol);
         set!(matching.loss, self.loss);

@@ -13,7 +13,7 @@ use tch::{Kind, Tensor};
 
 pub use kmeans::{KMeansClusterer, KMeansParams};
 pub use scan::{ScanClusterer, ScanHeadKind, ScanObjective, ScanParams};
-pub use sinkhorn::{AssignmentRule, SinkhornClusterer, SinkhornClusteringParams};
+pub use sinkhorn::{AssignmentRule, CostScale, SinkhornClusterer, SinkhornClusteringParams};
 
 /// One step of a clustering method, for progress bars and metrics lines.
 #[derive(Clone, Copy, Debug)]

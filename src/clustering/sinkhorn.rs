@@ -18,7 +18,25 @@ pub enum AssignmentRule {
     Nearest,
 }
 
-/// Hyper-parameters of the OT clustering; `default_for(c)` gives the paper's values.
+/// The unit of the transport cost, against which the entropic epsilon is set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum CostScale {
+    /// The squared distances as they are (the paper's text: epsilon = 0.01 on L2-normalised
+    /// features); what records written before the scale existed used.
+    #[default]
+    None,
+    /// The squared distances divided by half their mean over pairs of samples. Unit vectors
+    /// spread over the sphere are left as they are (mean 2), but features in a cone (a ReLU
+    /// backbone's: mean 0.7-1.0 on this project's SimCLR features) or in a small cap (an aligned
+    /// copy of a flat class-name geometry: 0.007) would otherwise be clustered at an epsilon
+    /// as large as the distances between their clusters, with plans blurred over neighbours.
+    /// With it, stage II gives the same clusters whatever the features' scale.
+    Spread,
+}
+
+/// Hyper-parameters of the OT clustering; `default_for(c)` gives the paper's values (with the
+/// cost in units of the features' spread, `CostScale::Spread`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SinkhornClusteringParams {
     pub n_clusters: usize,
@@ -30,6 +48,9 @@ pub struct SinkhornClusteringParams {
     pub learning_rate: f64,
     pub sinkhorn: SinkhornParams,
     pub assignment: AssignmentRule,
+    /// The cost's unit (records from before it existed: `None`).
+    #[serde(default)]
+    pub cost_scale: CostScale,
 }
 
 impl SinkhornClusteringParams {
@@ -41,6 +62,7 @@ impl SinkhornClusteringParams {
             learning_rate: 0.1,
             sinkhorn: SinkhornParams { max_iters: 1000, ..SinkhornParams::default() },
             assignment: AssignmentRule::Plan,
+            cost_scale: CostScale::Spread,
         }
     }
 
@@ -98,10 +120,11 @@ impl SinkhornClusterer {
         let mut scratch = Vec::new();
         let mut warm_g: Option<Tensor> = None;
         let mut curve = Vec::new();
+        let unit = cost_unit(features, params.cost_scale);
         for step in 0..params.steps {
             let index = Tensor::from_slice(&rng.sample_without_replacement(&mut scratch, n, batch)).to_device(device);
             let x = features.index_select(0, &index);
-            let cost = squared_distances(&x, &centroids);
+            let cost = squared_distances(&x, &centroids) / unit;
             // The plan is held constant: by the envelope theorem it is the gradient of the
             // OT value with respect to the cost.
             let transport = tch::no_grad(|| ot::sinkhorn(&cost.detach(), &a, &b, &params.sinkhorn, warm_g.as_ref()));
@@ -142,12 +165,26 @@ impl Clusterer for SinkhornClusterer {
     }
 }
 
+/// What the squared distances are divided by: 1, or half their mean over all pairs of rows
+/// (= the mean squared distance of a row to the rows' mean), floored so that identical rows
+/// cannot divide by zero.
+pub fn cost_unit(features: &Tensor, scale: CostScale) -> f64 {
+    match scale {
+        CostScale::None => 1.0,
+        CostScale::Spread => tch::no_grad(|| {
+            let mean = features.mean_dim([0i64].as_slice(), true, features.kind());
+            let spread = (features - mean).square().sum_dim_intlist([1i64].as_slice(), false, features.kind()).mean(features.kind()).double_value(&[]);
+            spread.max(1e-12)
+        }),
+    }
+}
+
 /// Assigns every training sample, then repairs any empty cluster by moving to it the sample
 /// (from a cluster with more than one member) with the highest affinity to it.
 fn assign(features: &Tensor, centroids: &Tensor, params: &SinkhornClusteringParams) -> Result<Vec<i64>> {
     let n = features.size()[0];
     let k = centroids.size()[0];
-    let cost = squared_distances(features, centroids);
+    let cost = squared_distances(features, centroids) / cost_unit(features, params.cost_scale);
     let affinity = match params.assignment {
         AssignmentRule::Nearest => -&cost,
         AssignmentRule::Plan => {
@@ -175,5 +212,42 @@ mod tests {
         let few = Tensor::zeros([5, 3], (tch::Kind::Float, tch::Device::Cpu));
         let fitted = SinkhornClusterer::new(p).unwrap().fit(&few, 0, &mut |_| {});
         assert!(fitted.err().unwrap().to_string().contains("n_clusters = 10: expected at most the number of samples (5)"));
+    }
+
+    /// c Gaussian blobs around `spread * random centre + shift`, L2-normalised: with a large
+    /// shift and a small spread the features sit in a small cap of the sphere.
+    fn blobs_in_a_cap(c: usize, per: usize, spread: f64, seed: u64) -> (Tensor, Vec<i64>) {
+        let d = 8;
+        let mut rng = Rng::new(seed);
+        let shift: Vec<f64> = (0..d).map(|_| 3.0 * rng.normal()).collect();
+        let centres: Vec<Vec<f64>> = (0..c).map(|_| (0..d).map(|j| shift[j] + spread * rng.normal()).collect()).collect();
+        let (mut rows, mut labels) = (Vec::new(), Vec::new());
+        for i in 0..c * per {
+            let k = i % c;
+            rows.extend(centres[k].iter().map(|m| (m + 0.1 * spread * rng.normal()) as f32));
+            labels.push(k as i64);
+        }
+        let x = Tensor::from_slice(&rows).view([(c * per) as i64, d as i64]);
+        (crate::data::features::l2_normalize(&x), labels)
+    }
+
+    fn purity(features: &Tensor, labels: &[i64], c: usize, scale: CostScale) -> f64 {
+        let params = SinkhornClusteringParams { steps: 400, cost_scale: scale, ..SinkhornClusteringParams::default_for(c) };
+        let clusters = SinkhornClusterer::new(params).unwrap().fit(features, 0, &mut |_| {}).unwrap();
+        crate::eval::hungarian_accuracy(&clusters.assignments, labels, c, c)
+    }
+
+    #[test]
+    fn features_in_a_small_cap_are_clustered_as_well_as_spread_ones() {
+        for (spread, seed) in [(3.0, 1u64), (0.05, 2), (0.01, 3)] {
+            let (x, labels) = blobs_in_a_cap(5, 120, spread, seed);
+            let unit = cost_unit(&x, CostScale::Spread);
+            let right = purity(&x, &labels, 5, CostScale::Spread);
+            assert!(right > 0.99, "spread {spread} (cost unit {unit:.2e}): {:.1} % of the samples clustered right", 100.0 * right);
+        }
+        // The paper's literal cost blurs the plans where the clusters are closer than epsilon.
+        let (x, labels) = blobs_in_a_cap(5, 120, 0.01, 3);
+        let right = purity(&x, &labels, 5, CostScale::None);
+        assert!(right < 0.9, "without the scale {:.1} % right: the cap is not small enough to show the difference", 100.0 * right);
     }
 }

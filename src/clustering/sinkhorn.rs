@@ -31,7 +31,7 @@ pub enum CostScale {
     /// backbone's: mean 0.7-1.0 on this project's SimCLR features) or in a small cap (an aligned
     /// copy of a flat class-name geometry: 0.007) would otherwise be clustered at an epsilon
     /// as large as the distances between their clusters, with plans blurred over neighbours.
-    /// With it, stage II gives the same clusters whatever the features' scale.
+    /// With it, epsilon means the same whatever the features' spread.
     Spread,
 }
 

@@ -122,6 +122,8 @@ pub struct GeometryNaming {
     /// The posterior marginals [cluster][class] of every other kernel that judges the names
     /// (the naming kernel's own are `alignment.posterior`).
     pub judge_marginals: Vec<(NamingKernel, Vec<Vec<f64>>)>,
+    /// Ordered classes: every naming has a mirror image (class k -> c - 1 - k).
+    pub ordered: bool,
 }
 
 /// How far one naming (`class_of[cluster]`) can be trusted, label-free.
@@ -136,6 +138,11 @@ pub struct NameTrust {
     pub posterior: Vec<f64>,
     /// Groups of classes the geometry cannot tell apart.
     pub near_ties: Vec<Vec<usize>>,
+    /// Ordered classes whose reversed naming fits the clusters as well as this one: distances
+    /// along a line are the same read in either direction, so only unequal class proportions
+    /// (or a person) can tell the order's direction.
+    #[serde(default)]
+    pub reverse_fits_equally: bool,
     /// Per judging kernel, the mean posterior probability of these names under its posterior.
     #[serde(default)]
     pub support_by_kernel: Vec<(NamingKernel, f64)>,
@@ -161,11 +168,22 @@ impl GeometryNaming {
             mean_posterior,
             posterior,
             near_ties: self.alignment.near_ties.clone(),
+            reverse_fits_equally: self.ordered && self.reverse_fits_equally(class_of),
             support_by_kernel,
             support,
             trusted: support >= self.threshold,
             threshold: self.threshold,
         }
+    }
+}
+
+impl GeometryNaming {
+    /// Whether the mirror image of `class_of` scores as well (to rounding).
+    fn reverse_fits_equally(&self, class_of: &[usize]) -> bool {
+        let c = class_of.len();
+        let reversed: Vec<usize> = class_of.iter().map(|&k| c - 1 - k).collect();
+        let (score, mirror) = (self.problem.score(class_of), self.problem.score(&reversed));
+        mirror >= score - 1e-9 * score.abs().max(1.0)
     }
 }
 
@@ -203,7 +221,8 @@ impl GeometryNamer {
     /// scores the naming.
     pub fn name(&self, centres: &[Vec<f64>], cluster_sizes: &[usize], prior: &LabelPrior, seed: u64) -> Result<GeometryNaming> {
         let judges: &[NamingKernel] = if prior.ordinal { &[] } else { &self.params.trust_kernels };
-        self.name_judged(centres, cluster_sizes, &prior.class_vectors, &prior.alpha, self.kernel_for(prior), judges, seed)
+        let naming = self.name_judged(centres, cluster_sizes, &prior.class_vectors, &prior.alpha, self.kernel_for(prior), judges, seed)?;
+        Ok(GeometryNaming { ordered: prior.ordinal, ..naming })
     }
 
     /// `name` with the class side given directly: one vector and one proportion per class; the
@@ -231,7 +250,7 @@ impl GeometryNamer {
                 judge_marginals.push((judge, own_posterior(&other, &trust)));
             }
         }
-        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold, judge_marginals })
+        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold, judge_marginals, ordered: false })
     }
 
     /// The naming problem of these centres and classes under one kernel.
@@ -367,5 +386,35 @@ mod tests {
         let trust = naming.trust_of(&perm);
         assert!(trust.trusted && trust.support > 0.9, "{:?}", trust.support_by_kernel);
         assert_eq!(trust.support_by_kernel.len(), 4);
+    }
+
+    #[test]
+    fn ordered_classes_say_that_their_direction_is_a_guess_unless_sizes_settle_it() {
+        use crate::prior::{ordinal::ordinal_prior, PriorParams};
+        let names: Vec<String> = (0..5).map(|k| format!("grade {k}")).collect();
+        // Clusters along a line in a shuffled order, equal sizes: the order and its reverse
+        // fit equally well.
+        let order = [3usize, 0, 4, 1, 2];
+        let centres: Vec<Vec<f64>> = order.iter().map(|&k| vec![0.3, 2.0 * k as f64, -1.0]).collect();
+        let namer = GeometryNamer::new(GeometryParams::default()).unwrap();
+        let uniform = ordinal_prior(&names, PriorParams::default()).unwrap();
+        let naming = namer.name(&centres, &[100; 5], &uniform, 0).unwrap();
+        let trust = naming.trust_of(&naming.solution.class_of);
+        assert!(trust.reverse_fits_equally && !trust.trusted, "{trust:?}");
+        let reversed: Vec<usize> = order.iter().map(|k| 4 - k).collect();
+        assert!(naming.solution.class_of == order || naming.solution.class_of == reversed, "{:?}", naming.solution.class_of);
+        // Unequal proportions, and clusters whose sizes follow them: the reverse no longer fits.
+        let alpha = vec![0.4, 0.25, 0.15, 0.12, 0.08];
+        let skewed = ordinal_prior(&names, PriorParams { class_proportions: Some(alpha.clone()), ..PriorParams::default() }).unwrap();
+        let sizes: Vec<usize> = order.iter().map(|&k| (1000.0 * alpha[k]) as usize).collect();
+        let sized = GeometryNamer::new(GeometryParams { size_weight: 1.0, ..GeometryParams::default() }).unwrap();
+        assert!(namer.name(&centres, &sizes, &skewed, 0).unwrap().trust_of(&order).reverse_fits_equally, "no size term: sizes are not compared");
+        let naming = sized.name(&centres, &sizes, &skewed, 0).unwrap();
+        assert_eq!(naming.solution.class_of, order);
+        assert!(!naming.trust_of(&naming.solution.class_of).reverse_fits_equally);
+        // Classes that are not ordered are never said to be.
+        let (_, classes, perm) = classes_and_order(14, 5);
+        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| classes[k].clone()).collect();
+        assert!(!name(&centres, &classes, NamingKernel::CentredCosine, vec![]).trust_of(&perm).reverse_fits_equally);
     }
 }

@@ -344,7 +344,10 @@ fn figure_4b(canvas: &mut Canvas, r: &ReportData) -> Result<()> {
 pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
     let t = record.classifier_trust.as_ref()?;
     let ties: Vec<String> = t.near_ties.iter().map(|g| g.iter().map(|&k| names[k].as_str()).collect::<Vec<_>>().join(" / ")).collect();
-    let ties = if ties.is_empty() { String::new() } else { format!("; classes the geometry cannot tell apart: {}", ties.join(", ")) };
+    let mut ties = if ties.is_empty() { String::new() } else { format!("; classes the geometry cannot tell apart: {}", ties.join(", ")) };
+    if t.reverse_fits_equally {
+        ties += "; the classes are ordered, and the clusters fit their order read backwards as well as forwards, so the direction is a guess (unequal class proportions compared with the cluster sizes, --class-proportions with --naming-size-weight, or a person naming one end from the cluster sheets can settle it)";
+    }
     let jury = kernel_support_text(t);
     Some(if t.trusted {
         format!("Names trusted: every kernel's posterior gives the classifier's names a mean probability of at least {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}", t.verdict_support(), t.threshold, t.z)

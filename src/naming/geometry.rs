@@ -175,9 +175,7 @@ impl GeometryNaming {
             threshold: self.threshold,
         }
     }
-}
 
-impl GeometryNaming {
     /// Whether the mirror image of `class_of` scores as well (to rounding).
     fn reverse_fits_equally(&self, class_of: &[usize]) -> bool {
         let c = class_of.len();

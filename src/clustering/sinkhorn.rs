@@ -100,9 +100,9 @@ impl SinkhornClusterer {
         &self.params
     }
 
-    /// Learns the centroids on `features` ((N, D) f32, rows L2-normalised); returns them with
-    /// the loss curve.
-    fn learn_centroids(&self, features: &Tensor, seed: u64, observer: &mut dyn FnMut(&ClusteringStep)) -> Result<(Tensor, Vec<(usize, f64)>)> {
+    /// Learns the centroids on `features` ((N, D) f32, rows L2-normalised), the squared
+    /// distances divided by `unit` (`cost_unit`); returns them with the loss curve.
+    fn learn_centroids(&self, features: &Tensor, unit: f64, seed: u64, observer: &mut dyn FnMut(&ClusteringStep)) -> Result<(Tensor, Vec<(usize, f64)>)> {
         let params = &self.params;
         let (n, d) = (features.size()[0] as usize, features.size()[1]);
         let device = features.device();
@@ -120,7 +120,6 @@ impl SinkhornClusterer {
         let mut scratch = Vec::new();
         let mut warm_g: Option<Tensor> = None;
         let mut curve = Vec::new();
-        let unit = cost_unit(features, params.cost_scale);
         for step in 0..params.steps {
             let index = Tensor::from_slice(&rng.sample_without_replacement(&mut scratch, n, batch)).to_device(device);
             let x = features.index_select(0, &index);
@@ -159,8 +158,10 @@ impl Clusterer for SinkhornClusterer {
         if self.params.n_clusters > n {
             return Err(Error::invalid("n_clusters", self.params.n_clusters, format!("at most the number of samples ({n})")));
         }
-        let (centroids, curve) = self.learn_centroids(features, seed, observer)?;
-        let assignments = tch::no_grad(|| assign(features, &centroids, &self.params))?;
+        // One unit for training and the final assignment: the spread is a pass over every feature.
+        let unit = cost_unit(features, self.params.cost_scale);
+        let (centroids, curve) = self.learn_centroids(features, unit, seed, observer)?;
+        let assignments = tch::no_grad(|| assign(features, &centroids, unit, &self.params))?;
         Clusters::new(features, assignments, Some(centroids), curve)
     }
 }
@@ -181,10 +182,10 @@ pub fn cost_unit(features: &Tensor, scale: CostScale) -> f64 {
 
 /// Assigns every training sample, then repairs any empty cluster by moving to it the sample
 /// (from a cluster with more than one member) with the highest affinity to it.
-fn assign(features: &Tensor, centroids: &Tensor, params: &SinkhornClusteringParams) -> Result<Vec<i64>> {
+fn assign(features: &Tensor, centroids: &Tensor, unit: f64, params: &SinkhornClusteringParams) -> Result<Vec<i64>> {
     let n = features.size()[0];
     let k = centroids.size()[0];
-    let cost = squared_distances(features, centroids) / cost_unit(features, params.cost_scale);
+    let cost = squared_distances(features, centroids) / unit;
     let affinity = match params.assignment {
         AssignmentRule::Nearest => -&cost,
         AssignmentRule::Plan => {

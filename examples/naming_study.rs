@@ -293,7 +293,8 @@ fn cluster(data: &Data, clusterer: &str, seed: u64, cache: Option<&Path>) -> Res
     let path = cache.map(|dir| dir.join(format!("{clusterer}-seed{seed}.json")));
     if let Some(path) = path.as_ref().filter(|p| p.exists()) {
         let text = std::fs::read_to_string(path)?;
-        return serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()));
+        let cached: CachedClustering = serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        return reassigned(data, clusterer, cached);
     }
     let c = data.class_vectors.len();
     let started = std::time::Instant::now();
@@ -314,6 +315,27 @@ fn cluster(data: &Data, clusterer: &str, seed: u64, cache: Option<&Path>) -> Res
         zerolabel::io::write_json_atomic(&path, &cached)?;
     }
     eprintln!("  {clusterer} seed {seed}: {:.1} s", cached.seconds);
+    reassigned(data, clusterer, cached)
+}
+
+/// `NAMING_STUDY_ASSIGN=nearest`: Sinkhorn clusterings re-assigned to the nearest learned
+/// centroid (the rule `assignment = "nearest"`) instead of the argmax of the balanced plan.
+fn reassigned(data: &Data, clusterer: &str, mut cached: CachedClustering) -> Result<CachedClustering> {
+    let rule = std::env::var("NAMING_STUDY_ASSIGN").unwrap_or_default();
+    if clusterer == "sinkhorn" && (rule == "nearest" || rule == "lloyd") {
+        cached.assignments = nearest(&data.train, &cached.centroids)?;
+    }
+    if clusterer == "sinkhorn" && rule == "lloyd" {
+        let c = cached.centroids.len();
+        for _ in 0..100 {
+            let means = inv::member_means(&data.train_flat, data.dim, &cached.assignments, c)?;
+            let next = nearest(&data.train, &means)?;
+            if next == cached.assignments {
+                break;
+            }
+            cached.assignments = next;
+        }
+    }
     Ok(cached)
 }
 

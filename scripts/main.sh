@@ -4,10 +4,10 @@
 #
 #   stage I    SimCLR on a small ResNet-18 (width 0.25, CIFAR stem), 4 epochs (bf16 where the CPU has AMX)
 #   features   L2-normalised backbone features of the un-augmented train and test images
-#   II + III   Sinkhorn clustering and cluster-guided distribution matching, 3 seeds
+#   II + III   Sinkhorn clustering and cluster-guided distribution matching, 10 seeds
 #   report     runs/fashion-mnist/report.md with plots; the accuracy is printed at the end
 #
-# Extra arguments go to `zerolabel run`, e.g.  scripts/main.sh --epochs 8 --seeds 10
+# Extra arguments go to `zerolabel run`, e.g.  scripts/main.sh --epochs 8 --seeds 3
 # Running it again reuses every finished stage (an interrupted run resumes).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

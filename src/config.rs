@@ -371,7 +371,7 @@ pub struct StageArgs {
     /// Stage II: learning rate [paper 0.1, review code 0.01].
     #[arg(long)]
     pub cluster_lr: Option<f64>,
-    /// Stage II: how training samples get their cluster [paper: plan, review code: nearest].
+    /// Stage II: how training samples get their cluster [default and review code: nearest; the paper: plan].
     #[arg(long, value_enum)]
     pub assign: Option<AssignmentRule>,
     /// Stage II: the unit of the transport cost [spread: half the features' mean pairwise squared

@@ -13,8 +13,11 @@ use tch::{nn, nn::OptimizerConfig, Tensor};
 #[serde(rename_all = "kebab-case")]
 pub enum AssignmentRule {
     /// Paper's wording: argmax of the transport plan between all samples and the centroids.
+    /// The plan's uniform column marginal makes every cluster the same size, so where classes
+    /// are unbalanced the small clusters are filled with samples of the large ones.
     Plan,
-    /// Review code: the nearest centroid.
+    /// The nearest centroid (review code; zerolabel's default): the rule that new samples
+    /// follow too, and one that leaves unbalanced clusters their sizes.
     Nearest,
 }
 
@@ -35,8 +38,9 @@ pub enum CostScale {
     Spread,
 }
 
-/// Hyper-parameters of the OT clustering; `default_for(c)` gives the paper's values (with the
-/// cost in units of the features' spread, `CostScale::Spread`).
+/// Hyper-parameters of the OT clustering; `default_for(c)` gives the paper's values, except
+/// for the cost in units of the features' spread (`CostScale::Spread`) and the nearest-centroid
+/// assignment (`AssignmentRule::Nearest`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SinkhornClusteringParams {
     pub n_clusters: usize,
@@ -61,7 +65,7 @@ impl SinkhornClusteringParams {
             batch_size: 1000,
             learning_rate: 0.1,
             sinkhorn: SinkhornParams { max_iters: 1000, ..SinkhornParams::default() },
-            assignment: AssignmentRule::Plan,
+            assignment: AssignmentRule::Nearest,
             cost_scale: CostScale::Spread,
         }
     }

@@ -387,6 +387,20 @@ mod tests {
     }
 
     #[test]
+    fn two_classes_are_never_trusted_whatever_the_clusters() {
+        // Two points have one distance: any invariant kernel scores both namings the same, so
+        // no geometry, however clean, can tell which cluster is which class.
+        let (mut rng, classes, perm) = classes_and_order(14, 2);
+        let rotation = random_rotation(&mut rng, 50);
+        let moved = affine(&classes, &rotation, 3.0, &vec![1.0; 50]);
+        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| moved[k].clone()).collect();
+        let naming = name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels());
+        let trust = naming.trust_of(&naming.solution.class_of);
+        assert!(!trust.trusted && trust.support < 0.6, "{trust:?}");
+        assert_eq!(trust.near_ties, vec![vec![0, 1]], "{trust:?}");
+    }
+
+    #[test]
     fn ordered_classes_say_that_their_direction_is_a_guess_unless_sizes_settle_it() {
         use crate::prior::{ordinal::ordinal_prior, PriorParams};
         let names: Vec<String> = (0..5).map(|k| format!("grade {k}")).collect();

@@ -138,6 +138,28 @@ fn run_with_a_torchscript_backbone_skips_stage_one() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// Writes `classes` as a class vectors file (`encoder = "vectors"`) and the (features, labels)
+/// of both splits as feature files, runs `zerolabel run` on them (2 seeds, 1,000 clustering
+/// steps), and returns the run folder, what it printed, and the mean Hungarian accuracy of the
+/// clusters and the mean accuracy of the classifier.
+fn run_on_class_vectors(dir: &Path, classes: &[Vec<f64>], train: (&Tensor, &[i64]), test: (&Tensor, &[i64])) -> (PathBuf, String, f64, f64) {
+    let lines: Vec<String> = classes.iter().map(|v| v.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(" ")).collect();
+    std::fs::write(dir.join("classes.txt"), lines.join("\n") + "\n").unwrap();
+    save_features(&dir.join("train.safetensors"), train.0, Some(train.1)).unwrap();
+    save_features(&dir.join("test.safetensors"), test.0, Some(test.1)).unwrap();
+    let names: Vec<String> = (0..classes.len()).map(|k| format!("\"class {k}\"")).collect();
+    let config = dir.join("vectors.toml");
+    std::fs::write(&config, format!(
+        "name = \"vectors\"\ndevice = \"cpu\"\n[classes]\nnames = [{}]\nencoder = \"vectors\"\nclass_vectors = \"classes.txt\"\n\n[features]\ntrain = \"train.safetensors\"\ntest = \"test.safetensors\"\n\n[stages]\nseeds = 2\ncluster_steps = 1000\nsteps = 100\nbatch_size = 30\n\n[report]\nsk_comparison = false\n",
+        names.join(", "))).unwrap();
+    let out = dir.join("out");
+    let (ok, stdout, stderr) = zerolabel(&["run", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(ok, "run failed: {stderr}");
+    let metrics = json(&out.join("metrics.json"));
+    let clusters = metrics["summary"]["cluster_hungarian_accuracy"]["mean"].as_f64().unwrap();
+    (out, stdout, clusters, metrics["accuracy"]["mean"].as_f64().unwrap())
+}
+
 /// Sixteen classes (above the enumeration limit of 10) with a naming search given one
 /// millisecond: the summary and the report say the naming was not proven optimal, with its
 /// bound, and point to the setting that gives the search more time.
@@ -189,24 +211,10 @@ fn an_aligned_copy_of_a_flat_class_geometry_is_named_right_end_to_end() {
     let (c, class_dim, per_class) = (8usize, 20usize, 60usize);
     let mut rng = zerolabel::rng::Rng::new(7);
     let classes: Vec<Vec<f64>> = (0..c).map(|_| (0..class_dim).map(|_| 0.05 * rng.normal()).collect()).collect();
-    let lines: Vec<String> = classes.iter().map(|v| v.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(" ")).collect();
-    std::fs::write(dir.join("classes.txt"), lines.join("\n") + "\n").unwrap();
     let (features, dim, labels) = aligned_synthetic(&classes, 32, per_class, 0.3, 11);
     let n_train = c * per_class * 2 / 3;
     let rows = |range: std::ops::Range<usize>| Tensor::from_slice(&features[range.start * dim..range.end * dim]).view([range.len() as i64, dim as i64]);
-    save_features(&dir.join("train.safetensors"), &rows(0..n_train), Some(&labels[..n_train])).unwrap();
-    save_features(&dir.join("test.safetensors"), &rows(n_train..labels.len()), Some(&labels[n_train..])).unwrap();
-    let names: Vec<String> = (0..c).map(|k| format!("\"class {k}\"")).collect();
-    let config = dir.join("aligned.toml");
-    std::fs::write(&config, format!(
-        "name = \"aligned\"\ndevice = \"cpu\"\n[classes]\nnames = [{}]\nencoder = \"vectors\"\nclass_vectors = \"classes.txt\"\n\n[features]\ntrain = \"train.safetensors\"\ntest = \"test.safetensors\"\n\n[stages]\nseeds = 2\ncluster_steps = 1000\nsteps = 100\nbatch_size = 30\n\n[report]\nsk_comparison = false\n",
-        names.join(", "))).unwrap();
-    let out = dir.join("out");
-    let (ok, stdout, stderr) = zerolabel(&["run", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(ok, "run failed: {stderr}");
-    let metrics = json(&out.join("metrics.json"));
-    let clusters = metrics["summary"]["cluster_hungarian_accuracy"]["mean"].as_f64().unwrap();
-    let accuracy = metrics["accuracy"]["mean"].as_f64().unwrap();
+    let (_, stdout, clusters, accuracy) = run_on_class_vectors(&dir, &classes, (&rows(0..n_train), &labels[..n_train]), (&rows(n_train..labels.len()), &labels[n_train..]));
     assert!(clusters > 0.99, "clusters only {:.1} % pure: {stdout}", 100.0 * clusters);
     assert!(accuracy > 0.99, "named {:.1} % right on {:.1} % pure clusters: {stdout}", 100.0 * accuracy, 100.0 * clusters);
     assert!(stdout.contains("Names trusted"), "{stdout}");
@@ -227,8 +235,6 @@ fn unbalanced_classes_keep_their_sizes_and_are_named_right_end_to_end() {
     let (c, class_dim, per_class) = (6usize, 20usize, 240usize);
     let mut rng = zerolabel::rng::Rng::new(5);
     let classes: Vec<Vec<f64>> = (0..c).map(|_| (0..class_dim).map(|_| rng.normal()).collect()).collect();
-    let lines: Vec<String> = classes.iter().map(|v| v.iter().map(|x| format!("{x:.6}")).collect::<Vec<_>>().join(" ")).collect();
-    std::fs::write(dir.join("classes.txt"), lines.join("\n") + "\n").unwrap();
     let (features, dim, labels) = aligned_synthetic(&classes, 32, per_class, 0.3, 3);
     // Classes 3-5 keep every fourth of their samples: 240, 240, 240, 60, 60, 60.
     let mut seen = vec![0usize; c];
@@ -244,19 +250,7 @@ fn unbalanced_classes_keep_their_sizes_and_are_named_right_end_to_end() {
     };
     let (train, train_labels) = rows(&kept[..n_train]);
     let (test, test_labels) = rows(&kept[n_train..]);
-    save_features(&dir.join("train.safetensors"), &train, Some(&train_labels)).unwrap();
-    save_features(&dir.join("test.safetensors"), &test, Some(&test_labels)).unwrap();
-    let names: Vec<String> = (0..c).map(|k| format!("\"class {k}\"")).collect();
-    let config = dir.join("unbalanced.toml");
-    std::fs::write(&config, format!(
-        "name = \"unbalanced\"\ndevice = \"cpu\"\n[classes]\nnames = [{}]\nencoder = \"vectors\"\nclass_vectors = \"classes.txt\"\n\n[features]\ntrain = \"train.safetensors\"\ntest = \"test.safetensors\"\n\n[stages]\nseeds = 2\ncluster_steps = 1000\nsteps = 100\nbatch_size = 30\n\n[report]\nsk_comparison = false\n",
-        names.join(", "))).unwrap();
-    let out = dir.join("out");
-    let (ok, stdout, stderr) = zerolabel(&["run", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(ok, "run failed: {stderr}");
-    let metrics = json(&out.join("metrics.json"));
-    let clusters = metrics["summary"]["cluster_hungarian_accuracy"]["mean"].as_f64().unwrap();
-    let accuracy = metrics["accuracy"]["mean"].as_f64().unwrap();
+    let (out, stdout, clusters, accuracy) = run_on_class_vectors(&dir, &classes, (&train, &train_labels), (&test, &test_labels));
     assert!(accuracy > 0.97, "named {:.1} % right on {:.1} % pure clusters: {stdout}", 100.0 * accuracy, 100.0 * clusters);
     assert!(stdout.contains("Names trusted"), "{stdout}");
     // Every seed's training clusters have the classes' sizes (sorted), each to within 6 % of

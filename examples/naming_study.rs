@@ -319,7 +319,8 @@ fn cluster(data: &Data, clusterer: &str, seed: u64, cache: Option<&Path>) -> Res
 }
 
 /// `NAMING_STUDY_ASSIGN=nearest`: Sinkhorn clusterings re-assigned to the nearest learned
-/// centroid (the rule `assignment = "nearest"`) instead of the argmax of the balanced plan.
+/// centroid (the rule `assignment = "nearest"`) instead of the argmax of the balanced plan;
+/// `=lloyd`: then Lloyd steps (nearest member mean) until no sample moves, at most 100.
 fn reassigned(data: &Data, clusterer: &str, mut cached: CachedClustering) -> Result<CachedClustering> {
     let rule = std::env::var("NAMING_STUDY_ASSIGN").unwrap_or_default();
     if clusterer == "sinkhorn" && (rule == "nearest" || rule == "lloyd") {

@@ -255,16 +255,18 @@ fn unbalanced_classes_keep_their_sizes_and_are_named_right_end_to_end() {
     assert!(stdout.contains("Names trusted"), "{stdout}");
     // Every seed's training clusters have the classes' sizes (sorted), each to within 6 % of
     // the training set (the balanced plan's equal sizes are 12 % off).
-    let mut true_sizes = vec![0usize; c];
-    train_labels.iter().for_each(|&l| true_sizes[l as usize] += 1);
-    true_sizes.sort_unstable();
-    let stage = std::fs::read_dir(out.join("stages")).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("match-")).unwrap();
+    let sorted_sizes = |members: &[i64]| {
+        let mut sizes = vec![0usize; c];
+        members.iter().for_each(|&k| sizes[k as usize] += 1);
+        sizes.sort_unstable();
+        sizes
+    };
+    let true_sizes = sorted_sizes(&train_labels);
+    let stage = out.join(json(&out.join("manifest.json"))["stages"][0]["dir"].as_str().unwrap());
     for seed in 0..2 {
         let tensors = Tensor::read_safetensors(stage.join(format!("seed-{seed}/clusters.safetensors"))).unwrap();
         let assignments = Vec::<i64>::try_from(&tensors.iter().find(|(name, _)| name == "assignments").unwrap().1).unwrap();
-        let mut sizes = vec![0usize; c];
-        assignments.iter().for_each(|&a| sizes[a as usize] += 1);
-        sizes.sort_unstable();
+        let sizes = sorted_sizes(&assignments);
         let worst = sizes.iter().zip(&true_sizes).map(|(&s, &t)| s.abs_diff(t)).max().unwrap();
         assert!(worst * 100 <= 6 * n_train, "seed {seed}: cluster sizes {sizes:?}, class sizes {true_sizes:?}");
     }

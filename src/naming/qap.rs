@@ -241,9 +241,14 @@ struct Search {
 /// The best of `restarts` pairwise-swap local searches from random assignments, then as many
 /// rounds of iterated local search from the best (`certified::local_search`); no bound.
 pub fn solve_local_search(p: &NamingProblem, restarts: usize, seed: u64) -> Naming {
+    solve_local_search_from(p, None, restarts, seed)
+}
+
+/// `solve_local_search` that also climbs from `start` (`certified::local_search_from`).
+pub fn solve_local_search_from(p: &NamingProblem, start: Option<&[usize]>, restarts: usize, seed: u64) -> Naming {
     // A malformed problem (non-square matrices) cannot come from the kernels; it keeps the
     // identity rather than panicking.
-    let class_of = p.as_qap().map_or_else(|_| (0..p.n()).collect(), |q| super::certified::local_search(&q, restarts, seed).0);
+    let class_of = p.as_qap().map_or_else(|_| (0..p.n()).collect(), |q| super::certified::local_search_from(&q, start, restarts, seed).0);
     // Recomputed in this problem's own arithmetic.
     let score = p.score(&class_of);
     Naming { class_of, score, second_score: None, optimality: Optimality::Unknown }

@@ -14,10 +14,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 ZEROLABEL = os.path.join(ROOT, "target", "release", "zerolabel")
 
 
-def write_problem(folder, class_vectors, sizes, seed, dim=128, noise=0.3):
+def write_problem(folder, class_vectors, sizes, seed, dim=128, noise=0.3, geometry=None, name="unbalanced"):
+    """Features laid out as `geometry` (default: the class vectors themselves), named by the class vectors."""
     rng = np.random.default_rng(seed)
     c, d = class_vectors.shape
-    centred = class_vectors - class_vectors.mean(0)
+    layout = class_vectors if geometry is None else geometry
+    centred = layout - layout.mean(0)
     centred /= np.sqrt((centred ** 2).sum(1).mean())
     rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     padded = np.zeros((c, dim))
@@ -36,7 +38,7 @@ def write_problem(folder, class_vectors, sizes, seed, dim=128, noise=0.3):
     np.savetxt(f"{folder}/classes.txt", class_vectors, fmt="%.6f")
     names = ", ".join(f'"class {k}"' for k in range(c))
     with open(f"{folder}/run.toml", "w") as f:
-        f.write(f'name = "unbalanced"\ndevice = "cpu"\n[classes]\nnames = [{names}]\nencoder = "vectors"\nclass_vectors = "classes.txt"\n\n'
+        f.write(f'name = "{name}"\ndevice = "cpu"\n[classes]\nnames = [{names}]\nencoder = "vectors"\nclass_vectors = "classes.txt"\n\n'
                 f'[features]\ntrain = "train.npy"\ntest = "test.npy"\ntest_labels = "test_labels.npy"\n\n[stages]\nseeds = 2\nsteps = 300\n')
 
 

@@ -63,7 +63,7 @@ impl NamingProblem {
         self.cluster_similarity.len()
     }
 
-    fn unary(&self, cluster: usize, class: usize) -> f64 {
+    pub(crate) fn unary(&self, cluster: usize, class: usize) -> f64 {
         match &self.sizes {
             Some((s, alpha, w)) => -w * (s[cluster] - alpha[class]).powi(2),
             None => 0.0,

@@ -168,33 +168,104 @@ impl Enumeration<'_> {
 pub fn gibbs_mcmc(problem: &NamingProblem, start: &[usize], temperature: f64, sweeps: usize, seed: u64) -> GibbsPosterior {
     let c = problem.n();
     let mut rng = Rng::derive(seed, "naming-gibbs");
-    let mut state = start.to_vec();
+    let mut chain = SwapChain::new(problem, start);
     let mut counts = vec![vec![0usize; c]; c];
     let mut at_start = 0usize;
     let per_sweep = (c * (c - 1) / 2).max(1);
     let (burn_in, total) = (sweeps * per_sweep, 2 * sweeps * per_sweep);
-    let mut kept = 0usize;
+    // Each cluster's class is counted once per kept step, in bulk when it changes: since[k] is
+    // the first kept step of its current class. `differing` counts the clusters off `start`.
+    let mut since = vec![burn_in; c];
+    let mut differing = 0usize;
     for step in 0..total {
         if c >= 2 {
             let i = rng.below(c);
             let j = (i + 1 + rng.below(c - 1)) % c;
-            let delta = problem.swap_delta(&state, i, j);
+            let delta = chain.swap_delta(i, j);
             if delta >= 0.0 || rng.uniform() < (delta / temperature.max(1e-300)).exp() {
-                state.swap(i, j);
+                for k in [i, j] {
+                    if step >= burn_in {
+                        counts[k][chain.state[k]] += step - since[k];
+                        since[k] = step;
+                    }
+                    differing -= usize::from(chain.state[k] != start[k]);
+                }
+                chain.swap(i, j);
+                differing += usize::from(chain.state[i] != start[i]) + usize::from(chain.state[j] != start[j]);
             }
         }
-        if step >= burn_in {
-            kept += 1;
-            state.iter().enumerate().for_each(|(i, &k)| counts[i][k] += 1);
-            at_start += usize::from(state == start);
-        }
+        at_start += usize::from(step >= burn_in && differing == 0);
     }
-    let n = kept.max(1) as f64;
+    chain.state.iter().enumerate().for_each(|(k, &class)| counts[k][class] += total - since[k]);
+    let n = (total - burn_in).max(1) as f64;
     GibbsPosterior {
         temperature,
         marginals: counts.iter().map(|row| row.iter().map(|&k| k as f64 / n).collect()).collect(),
         map_probability: at_start as f64 / n,
         exact: false,
+    }
+}
+
+/// A naming under swap moves, with the class similarities kept in the clusters' order
+/// (`permuted[k][l]` = B[class of k][class of l], and its transpose), so that a swap's change
+/// of the objective reads four contiguous rows of A and of the permuted B: the Metropolis chain
+/// spends nearly all its time there (`NamingProblem::swap_delta` gathers B through the naming).
+struct SwapChain {
+    c: usize,
+    state: Vec<usize>,
+    /// A and its transpose, row-major.
+    a: Vec<f64>,
+    a_t: Vec<f64>,
+    permuted: Vec<f64>,
+    permuted_t: Vec<f64>,
+    /// unary[cluster * c + class]: the size term, if any.
+    unary: Option<Vec<f64>>,
+}
+
+impl SwapChain {
+    fn new(problem: &NamingProblem, start: &[usize]) -> SwapChain {
+        let c = problem.n();
+        let flat = |f: &dyn Fn(usize, usize) -> f64| -> Vec<f64> { (0..c * c).map(|x| f(x / c, x % c)).collect() };
+        let (a, b) = (&problem.cluster_similarity, &problem.class_similarity);
+        SwapChain {
+            c,
+            state: start.to_vec(),
+            a: flat(&|i, j| a[i][j]),
+            a_t: flat(&|i, j| a[j][i]),
+            permuted: flat(&|k, l| b[start[k]][start[l]]),
+            permuted_t: flat(&|k, l| b[start[l]][start[k]]),
+            unary: problem.sizes.as_ref().map(|_| flat(&|i, k| problem.unary(i, k))),
+        }
+    }
+
+    /// The same value as `NamingProblem::swap_delta(state, i, j)` (to rounding), in O(c).
+    fn swap_delta(&self, i: usize, j: usize) -> f64 {
+        let c = self.c;
+        let (ci, cj) = (self.state[i], self.state[j]);
+        let row = |r: usize| r * c..(r + 1) * c;
+        let (ai, aj) = (&self.a[row(i)], &self.a[row(j)]);
+        let (ati, atj) = (&self.a_t[row(i)], &self.a_t[row(j)]);
+        let (pi, pj) = (&self.permuted[row(i)], &self.permuted[row(j)]);
+        let (pti, ptj) = (&self.permuted_t[row(i)], &self.permuted_t[row(j)]);
+        let term = |k: usize| (ai[k] - aj[k]) * (pj[k] - pi[k]) + (ati[k] - atj[k]) * (ptj[k] - pti[k]);
+        let all: f64 = (0..c).map(term).sum();
+        // k = i and k = j are not pairs with a third cluster; the pair (i, j) itself changes so:
+        let pair = ai[j] * (pj[i] - pi[j]) + aj[i] * (pi[j] - pj[i]);
+        let unary = self.unary.as_ref().map_or(0.0, |u| u[i * c + cj] + u[j * c + ci] - u[i * c + ci] - u[j * c + cj]);
+        all - term(i) - term(j) + pair + unary
+    }
+
+    fn swap(&mut self, i: usize, j: usize) {
+        let c = self.c;
+        self.state.swap(i, j);
+        for m in [&mut self.permuted, &mut self.permuted_t] {
+            for k in 0..c {
+                m.swap(i * c + k, j * c + k);
+            }
+            for k in 0..c {
+                m.swap(k * c + i, k * c + j);
+            }
+        }
     }
 }
 
@@ -400,6 +471,32 @@ mod tests {
             }
         }
         (NamingProblem { cluster_similarity: standardize(&a), class_similarity: standardize(&b), sizes: None }, truth)
+    }
+
+    #[test]
+    fn the_chain_s_swap_deltas_are_the_problem_s_on_asymmetric_matrices_with_sizes() {
+        let mut rng = Rng::new(31);
+        let c = 9;
+        let random = |rng: &mut Rng| -> Vec<Vec<f64>> { (0..c).map(|_| (0..c).map(|_| rng.normal()).collect()).collect() };
+        let proportions = |rng: &mut Rng| -> Vec<f64> { (0..c).map(|_| rng.uniform()).collect() };
+        let sizes = Some((proportions(&mut rng), proportions(&mut rng), 3.0));
+        let problem = NamingProblem { cluster_similarity: random(&mut rng), class_similarity: random(&mut rng), sizes };
+        let mut state: Vec<usize> = (0..c).collect();
+        rng.shuffle(&mut state);
+        let mut chain = SwapChain::new(&problem, &state);
+        for _ in 0..200 {
+            let (i, j) = (rng.below(c), rng.below(c));
+            if i == j {
+                continue;
+            }
+            let (fast, slow) = (chain.swap_delta(i, j), problem.swap_delta(&state, i, j));
+            assert!((fast - slow).abs() < 1e-9 * slow.abs().max(1.0), "swap {i},{j} of {state:?}: {fast} vs {slow}");
+            let before = problem.score(&state);
+            chain.swap(i, j);
+            state.swap(i, j);
+            assert_eq!(chain.state, state);
+            assert!((problem.score(&state) - before - slow).abs() < 1e-9 * before.abs().max(1.0));
+        }
     }
 
     fn all_perms(c: usize) -> Vec<Vec<usize>> {

@@ -3,8 +3,7 @@
 //! copies of random 50-D class vectors, centred cosine.
 //! `cargo run --release --example bench_gibbs -- [C ...]` (default 20 40 100).
 use std::time::Instant;
-use zerolabel::naming::kernels::{kernel_similarity, NamingKernel};
-use zerolabel::naming::qap::NamingProblem;
+use zerolabel::naming::kernels::{naming_problem, NamingKernel};
 use zerolabel::naming::trust;
 use zerolabel::rng::Rng;
 
@@ -14,8 +13,7 @@ fn main() {
         let mut rng = Rng::new(3);
         let classes: Vec<Vec<f64>> = (0..c).map(|_| (0..50).map(|_| rng.normal()).collect()).collect();
         let clusters: Vec<Vec<f64>> = classes.iter().map(|v| v.iter().map(|x| x + 0.5 * rng.normal()).collect()).collect();
-        let kernel = NamingKernel::CentredCosine;
-        let problem = NamingProblem { cluster_similarity: kernel_similarity(&clusters, kernel), class_similarity: kernel_similarity(&classes, kernel), sizes: None };
+        let problem = naming_problem(&clusters, &classes, NamingKernel::CentredCosine);
         let sweeps = (4_000_000 / (c * (c - 1) / 2).max(1)).clamp(200, 20_000);
         let started = Instant::now();
         let posterior = trust::gibbs_mcmc(&problem, &(0..c).collect::<Vec<_>>(), 2.0, sweeps, 0);

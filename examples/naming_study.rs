@@ -249,21 +249,10 @@ fn class_vectors(common: &Common, names: &[String]) -> Result<Vec<Vec<f64>>> {
     }
     let Ok(list) = std::env::var("NAMING_STUDY_ENCODERS") else { return encoded_vectors(common.encoder, names) };
     let kinds: Vec<EncoderKind> = list.split(',').map(|k| <EncoderKind as clap::ValueEnum>::from_str(k.trim(), true).map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
-    let blocks: Vec<Vec<Vec<f64>>> = kinds.iter().map(|&k| encoded_vectors(k, names).map(|v| centred_unit(&v))).collect::<Result<_>>()?;
+    // Centred, unit-length blocks: the concatenation's centred cosine is the blocks' mean.
+    let blocks: Vec<Vec<Vec<f64>>> = kinds.iter().map(|&k| encoded_vectors(k, names).map(|v| inv::normalised(&inv::centre_rows(&v)))).collect::<Result<_>>()?;
     let scale = 1.0 / (blocks.len() as f64).sqrt();
     Ok((0..names.len()).map(|i| blocks.iter().flat_map(|b| b[i].iter().map(|x| x * scale)).collect()).collect())
-}
-
-/// Class vectors minus their mean, each scaled to unit length: concatenated blocks then give
-/// the mean of the blocks' centred cosines.
-fn centred_unit(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let dim = vectors[0].len();
-    let mean: Vec<f64> = (0..dim).map(|d| vectors.iter().map(|v| v[d]).sum::<f64>() / vectors.len() as f64).collect();
-    vectors.iter().map(|v| {
-        let c: Vec<f64> = v.iter().zip(&mean).map(|(x, m)| x - m).collect();
-        let norm = c.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-        c.into_iter().map(|x| x / norm).collect()
-    }).collect()
 }
 
 fn load_data(folder: &Path, common: &Common) -> Result<Data> {

@@ -8,12 +8,11 @@ geometry (the names cannot be read from it). Prints the voted names' accuracy, t
 each judge's support.
 Needs numpy and a release build. Usage: scripts/study/many_classes.py [DRAWS] [WORKDIR]
 """
-import os, re, subprocess, sys
+import json, os, re, subprocess, sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from unbalanced_classes import ZEROLABEL, write_problem  # noqa: E402
-import json  # noqa: E402
 
 CASES = [  # (label, classes, vector dim, feature dim, noise, per class, unrelated geometry)
     ("c = 25", 25, 50, 128, 0.2, 120, False),

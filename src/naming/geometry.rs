@@ -321,7 +321,7 @@ impl Namer for GeometryNamer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::kernels::{affine, random_rotation, tests::random_vectors};
+    use crate::naming::kernels::{affine, naming_problem, random_rotation, tests::random_vectors};
     use crate::rng::Rng;
 
     /// c random class vectors in 50 dimensions and a hidden cluster order (perm[cluster] = class).
@@ -398,7 +398,7 @@ mod tests {
         let trust = GeometryParams::default().trust_params(0, 40);
         let mut lost_by_restarts = 0;
         for kernel in invariant_kernels() {
-            let problem = NamingProblem { cluster_similarity: kernel_similarity(&centres, kernel), class_similarity: kernel_similarity(&classes, kernel), sizes: None };
+            let problem = naming_problem(&centres, &classes, kernel);
             lost_by_restarts += usize::from(qap::solve_local_search(&problem, JUDGE_RESTARTS, 0).score < problem.score(&perm) - 1e-9);
             let support = mean_support(&own_posterior(&problem, &trust, &perm), &perm);
             assert!(support > 0.9, "{kernel:?}: support {support}");

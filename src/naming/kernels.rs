@@ -81,7 +81,8 @@ pub fn negative_distances(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
     vectors.iter().map(|a| vectors.iter().map(|b| -a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()).collect()).collect()
 }
 
-fn normalised(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
+/// Each vector scaled to unit length (a zero vector stays zero).
+pub fn normalised(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
     vectors
         .iter()
         .map(|v| {

@@ -248,7 +248,8 @@ fn class_vectors(common: &Common, names: &[String]) -> Result<Vec<Vec<f64>>> {
         return Ok(inv::ordinal_class_vectors(names.len()));
     }
     let Ok(list) = std::env::var("NAMING_STUDY_ENCODERS") else { return encoded_vectors(common.encoder, names) };
-    let kinds: Vec<EncoderKind> = list.split(',').map(|k| <EncoderKind as clap::ValueEnum>::from_str(k.trim(), true).map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
+    let kinds: Vec<EncoderKind> = list.split(',').map(|k| <EncoderKind as clap::ValueEnum>::from_str(k.trim(), true).map_err(|e| anyhow::anyhow!("NAMING_STUDY_ENCODERS={list:?}: '{k}' is not an encoder ({e}); expected a comma list of glove, minilm, mpnet")))
+        .collect::<Result<_>>()?;
     // Centred, unit-length blocks: the concatenation's centred cosine is the blocks' mean.
     let blocks: Vec<Vec<Vec<f64>>> = kinds.iter().map(|&k| encoded_vectors(k, names).map(|v| inv::normalised(&inv::centre_rows(&v)))).collect::<Result<_>>()?;
     let scale = 1.0 / (blocks.len() as f64).sqrt();

@@ -9,6 +9,7 @@
 //! proportions. Solved exactly by depth-first enumeration with incremental scores for small c,
 //! and above by branch and bound with an upper bound (`certified`), started from iterated
 //! pairwise-swap local search.
+use super::certified;
 use serde::{Deserialize, Serialize};
 
 /// Off-diagonal entries shifted and scaled to mean 0 and unit variance (diagonal 0), so that
@@ -72,41 +73,20 @@ impl NamingProblem {
 
     /// The same objective as the certified solver's problem (pairs plus the size term as its
     /// unary costs).
-    pub fn as_qap(&self) -> crate::error::Result<super::certified::Qap> {
+    pub fn as_qap(&self) -> crate::error::Result<certified::Qap> {
         let unary = self.sizes.as_ref().map(|_| (0..self.n()).map(|i| (0..self.n()).map(|k| self.unary(i, k)).collect()).collect());
-        super::certified::Qap::new(self.cluster_similarity.clone(), self.class_similarity.clone(), unary)
+        certified::Qap::new(self.cluster_similarity.clone(), self.class_similarity.clone(), unary)
     }
 
     /// Change of the objective when clusters `i` and `j` exchange their classes, in O(c)
     /// (only the terms that involve i or j change).
     pub fn swap_delta(&self, class_of: &[usize], i: usize, j: usize) -> f64 {
-        let (a, b) = (&self.cluster_similarity, &self.class_similarity);
-        let (ci, cj) = (class_of[i], class_of[j]);
-        let mut delta = self.unary(i, cj) + self.unary(j, ci) - self.unary(i, ci) - self.unary(j, cj);
-        for (k, &ck) in class_of.iter().enumerate() {
-            if k == i || k == j {
-                continue;
-            }
-            delta += a[i][k] * (b[cj][ck] - b[ci][ck]) + a[k][i] * (b[ck][cj] - b[ck][ci]);
-            delta += a[j][k] * (b[ci][ck] - b[cj][ck]) + a[k][j] * (b[ck][ci] - b[ck][cj]);
-        }
-        delta += a[i][j] * (b[cj][ci] - b[ci][cj]) + a[j][i] * (b[ci][cj] - b[cj][ci]);
-        delta
+        certified::pair_swap_delta(&self.cluster_similarity, &self.class_similarity, |i, k| self.unary(i, k), class_of, i, j)
     }
 
     /// Objective of a full assignment `class_of[cluster]`.
     pub fn score(&self, class_of: &[usize]) -> f64 {
-        let (a, b) = (&self.cluster_similarity, &self.class_similarity);
-        let mut total = 0.0;
-        for i in 0..class_of.len() {
-            total += self.unary(i, class_of[i]);
-            for j in 0..class_of.len() {
-                if i != j {
-                    total += a[i][j] * b[class_of[i]][class_of[j]];
-                }
-            }
-        }
-        total
+        certified::pair_score(&self.cluster_similarity, &self.class_similarity, |i, k| self.unary(i, k), class_of)
     }
 }
 
@@ -248,7 +228,7 @@ pub fn solve_local_search(p: &NamingProblem, restarts: usize, seed: u64) -> Nami
 pub fn solve_local_search_from(p: &NamingProblem, start: Option<&[usize]>, restarts: usize, seed: u64) -> Naming {
     // A malformed problem (non-square matrices) cannot come from the kernels; it keeps the
     // identity rather than panicking.
-    let class_of = p.as_qap().map_or_else(|_| (0..p.n()).collect(), |q| super::certified::local_search_from(&q, start, restarts, seed).0);
+    let class_of = p.as_qap().map_or_else(|_| (0..p.n()).collect(), |q| certified::local_search_from(&q, start, restarts, seed).0);
     // Recomputed in this problem's own arithmetic.
     let score = p.score(&class_of);
     Naming { class_of, score, second_score: None, optimality: Optimality::Unknown }
@@ -263,8 +243,8 @@ pub fn solve(p: &NamingProblem, exact_limit: usize, time_limit: std::time::Durat
     }
     match p.as_qap() {
         Ok(q) => {
-            let settings = super::certified::QapSettings { seed, time_limit, ..super::certified::QapSettings::for_size(p.n()) };
-            let s = super::certified::solve(&q, &settings);
+            let settings = certified::QapSettings { seed, time_limit, ..certified::QapSettings::for_size(p.n()) };
+            let s = certified::solve(&q, &settings);
             let seconds = s.elapsed.as_secs_f64();
             let score = p.score(&s.permutation);
             let optimality = match s.certified_optimal {

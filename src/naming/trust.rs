@@ -64,7 +64,7 @@ pub fn gibbs_exact(problem: &NamingProblem, best: f64, temperatures: &[f64]) -> 
     let c = problem.n();
     let a = &problem.cluster_similarity;
     let b = &problem.class_similarity;
-    let unary: Vec<Vec<f64>> = (0..c).map(|i| (0..c).map(|k| unary(problem, i, k)).collect()).collect();
+    let unary: Vec<Vec<f64>> = (0..c).map(|i| (0..c).map(|k| problem.unary(i, k)).collect()).collect();
     let max_b = b.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
     // bound[d]: the most that the terms involving a cluster at depth >= d can still add.
     let mut bound = vec![0.0; c + 1];
@@ -98,13 +98,6 @@ pub fn gibbs_exact(problem: &NamingProblem, best: f64, temperatures: &[f64]) -> 
             GibbsPosterior { temperature, marginals, map_probability: 1.0 / z, exact: true }
         })
         .collect()
-}
-
-fn unary(problem: &NamingProblem, cluster: usize, class: usize) -> f64 {
-    match &problem.sizes {
-        Some((s, alpha, w)) => -w * (s[cluster] - alpha[class]).powi(2),
-        None => 0.0,
-    }
 }
 
 struct Enumeration<'a> {
@@ -209,7 +202,7 @@ pub fn gibbs_mcmc(problem: &NamingProblem, start: &[usize], temperature: f64, sw
 /// A naming under swap moves, with the class similarities kept in the clusters' order
 /// (`permuted[k][l]` = B[class of k][class of l], and its transpose), so that a swap's change
 /// of the objective reads four contiguous rows of A and of the permuted B: the Metropolis chain
-/// spends nearly all its time there (`NamingProblem::swap_delta` gathers B through the naming).
+/// spends nearly all its time there (`certified::pair_swap_delta` gathers B through the naming).
 struct SwapChain {
     c: usize,
     state: Vec<usize>,

@@ -125,9 +125,17 @@ impl FeatureData {
         if let Some(labels) = &test.labels {
             check_labels(labels, n_classes, test_labels.unwrap_or(test_path))?;
         }
+        let train_unit = l2_normalize(&features::rescale_extreme_rows(&train.features));
+        let distinct = features::count_distinct_rows(&train_unit, n_classes)?;
+        if distinct < n_classes {
+            bail!(
+                "{}: the training features have only {distinct} distinct direction(s) (rows equal after L2 normalisation), too few for {n_classes} clusters (a backbone that gives every image the same features, or copies of a few images)",
+                train_path.display()
+            );
+        }
         Ok(FeatureData {
-            train: l2_normalize(&train.features).to_device(device),
-            test: l2_normalize(&test.features).to_device(device),
+            train: train_unit.to_device(device),
+            test: l2_normalize(&features::rescale_extreme_rows(&test.features)).to_device(device),
             test_labels: test.labels,
         })
     }

@@ -101,6 +101,12 @@ fn bad_inputs_give_clear_errors() {
     let e = run_expect_error(&match_args(tiny.to_str().unwrap(), te, "cat,dog,car", w, o));
     assert!(e.contains("tiny.safetensors") && e.contains("3 clusters"), "{e}");
 
+    // Training features that are all one direction cannot form three clusters.
+    let same = dir.join("same.npy");
+    write_npy_f32(&same, &[30, 4], &[0.5; 120]).unwrap();
+    let e = run_expect_error(&match_args(same.to_str().unwrap(), te, "cat,dog,car", w, o));
+    assert!(e.contains("same.npy") && e.contains("only 1 distinct direction") && e.contains("3 clusters"), "{e}");
+
     // Bad hyper-parameters name the value.
     let mut args = match_args(tr, te, "cat,dog,car", w, o);
     args.push("--epsilon=-1");

@@ -164,6 +164,31 @@ pub fn l2_normalize(features: &Tensor) -> Tensor {
     features / norms
 }
 
+/// Rows whose largest magnitude lies outside [1e-15, 1e15] divided by that magnitude, so that
+/// `l2_normalize` can square them in f32: 1e30 would overflow to an infinite norm and 1e-30
+/// vanish, both silently turning real directions into zero rows. Other rows stay bit for bit.
+pub fn rescale_extreme_rows(features: &Tensor) -> Tensor {
+    let largest = features.abs().amax([1i64].as_slice(), true);
+    let extreme = largest.gt(1e15).logical_or(&largest.lt(1e-15).logical_and(&largest.gt(0.0)));
+    features / largest.where_self(&extreme, &largest.ones_like())
+}
+
+/// How many different rows `features` has, counted up to `at_least` (so a healthy matrix is
+/// read only until its first `at_least` distinct rows).
+pub fn count_distinct_rows(features: &Tensor, at_least: usize) -> Result<usize> {
+    const CHUNK: i64 = 1024;
+    let (n, d) = (features.size()[0], features.size()[1] as usize);
+    let mut seen = std::collections::HashSet::new();
+    let mut start = 0;
+    while start < n && seen.len() < at_least {
+        let chunk = features.narrow(0, start, CHUNK.min(n - start)).to_kind(tch::Kind::Float).to_device(tch::Device::Cpu).contiguous();
+        let values = Vec::<f32>::try_from(&chunk.view([-1]))?;
+        seen.extend(values.chunks_exact(d.max(1)).map(|row| row.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()));
+        start += CHUNK;
+    }
+    Ok(seen.len().min(at_least))
+}
+
 /// Both splits shifted by the train split's mean row (the test split never shapes the shift).
 pub fn centre_on_train(train: &Tensor, test: &Tensor) -> (Tensor, Tensor) {
     let mean = train.mean_dim([0i64].as_slice(), true, tch::Kind::Float);
@@ -193,4 +218,39 @@ pub fn check_class_count(labels: &[i64], n_classes: usize, source: &Path) -> Res
         });
     }
     check_labels(labels, n_classes, source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+        Vec::<Vec<f32>>::try_from(t).unwrap()
+    }
+
+    #[test]
+    fn extreme_scales_keep_their_directions_and_ordinary_rows_are_untouched() {
+        let base = [3.0f32, -4.0, 0.0];
+        let scaled: Vec<f32> = [1.0f32, 1e30, 1e-30, 0.0].iter().flat_map(|s| base.map(|v| v * s)).collect();
+        let unit = rows(&l2_normalize(&rescale_extreme_rows(&Tensor::from_slice(&scaled).view([4, 3]))));
+        for (row, scale) in unit.iter().zip(["1", "1e30", "1e-30"]) {
+            let expected = [0.6f32, -0.8, 0.0];
+            assert!(row.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6), "scale {scale}: {row:?}");
+        }
+        assert_eq!(unit[3], vec![0.0; 3], "a zero row stays zero");
+        // Without the rescaling both extreme rows would have become zero rows:
+        assert_eq!(rows(&l2_normalize(&Tensor::from_slice(&scaled).view([4, 3])))[1], vec![0.0; 3]);
+        let ordinary = Tensor::from_slice(&[0.3f32, 7.0, -1e-3, 2e6, 1e-9, 5.0]).view([2, 3]);
+        assert_eq!(rows(&rescale_extreme_rows(&ordinary)), rows(&ordinary));
+    }
+
+    #[test]
+    fn distinct_rows_are_counted_up_to_the_limit() {
+        let copies = Tensor::from_slice(&[1.0f32, 2.0]).view([1, 2]).repeat([3000, 1]);
+        assert_eq!(count_distinct_rows(&copies, 5).unwrap(), 1);
+        let two = Tensor::cat(&[&copies, &Tensor::from_slice(&[2.0f32, 1.0]).view([1, 2])], 0);
+        assert_eq!(count_distinct_rows(&two, 5).unwrap(), 2, "a different row after the first chunk counts");
+        let many = Tensor::arange(4000, (tch::Kind::Float, tch::Device::Cpu)).view([2000, 2]);
+        assert_eq!(count_distinct_rows(&many, 10).unwrap(), 10);
+    }
 }

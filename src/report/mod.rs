@@ -351,6 +351,11 @@ pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
     let jury = kernel_support_text(t);
     Some(if t.trusted {
         format!("Names trusted: every kernel's posterior gives the classifier's names a mean probability of at least {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}", t.verdict_support(), t.threshold, t.z)
+    } else if t.too_few_classes {
+        format!(
+            "Names NOT to be trusted: with {} classes the clusters' few pairwise similarities fit some naming closely by chance, whatever the clusters are, so the geometry cannot vouch for names (support {:.2}; {jury}; z = {:.1}){ties}. Inspect the clusters and name them yourself",
+            t.posterior.len(), t.verdict_support(), t.z
+        )
     } else {
         format!(
             "Names NOT to be trusted: the most sceptical kernel's posterior gives the classifier's names a mean probability of only {:.2} (threshold {:.2}; {jury}; z = {:.1}){ties}. The clusters may still be good; inspect them and name them yourself",

@@ -345,6 +345,15 @@ mod tests {
         (rng, classes, perm)
     }
 
+    /// `classes_and_order`, and cluster centres that are the classes rotated, scaled by `scale`
+    /// and shifted by `shift` in every coordinate, in the hidden order.
+    fn exact_copy(seed: u64, c: usize, scale: f64, shift: f64) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<usize>) {
+        let (mut rng, classes, perm) = classes_and_order(seed, c);
+        let moved = affine(&classes, &random_rotation(&mut rng, 50), scale, &vec![shift; 50]);
+        let centres = perm.iter().map(|&k| moved[k].clone()).collect();
+        (classes, centres, perm)
+    }
+
     fn name(centres: &[Vec<f64>], classes: &[Vec<f64>], kernel: NamingKernel, trust_kernels: Vec<NamingKernel>) -> GeometryNaming {
         let c = classes.len();
         let namer = GeometryNamer::new(GeometryParams { trust_kernels, ..GeometryParams::default() }).unwrap();
@@ -422,10 +431,7 @@ mod tests {
     fn two_classes_are_never_trusted_whatever_the_clusters() {
         // Two points have one distance: any invariant kernel scores both namings the same, so
         // no geometry, however clean, can tell which cluster is which class.
-        let (mut rng, classes, perm) = classes_and_order(14, 2);
-        let rotation = random_rotation(&mut rng, 50);
-        let moved = affine(&classes, &rotation, 3.0, &vec![1.0; 50]);
-        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| moved[k].clone()).collect();
+        let (classes, centres, _) = exact_copy(14, 2, 3.0, 1.0);
         let naming = name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels());
         let trust = naming.trust_of(&naming.solution.class_of);
         assert!(!trust.trusted && trust.support < 0.6, "{trust:?}");
@@ -437,20 +443,13 @@ mod tests {
         // An exact rotated, scaled, shifted copy is named right and every kernel supports it,
         // but unrelated random geometries of three classes win the jury's support as often
         // (MIN_CLASSES_TO_TRUST), so the support cannot vouch for the names.
-        let (mut rng, classes, perm) = classes_and_order(16, 3);
-        let rotation = random_rotation(&mut rng, 50);
-        let moved = affine(&classes, &rotation, 2.0, &vec![0.5; 50]);
-        let centres: Vec<Vec<f64>> = perm.iter().map(|&k| moved[k].clone()).collect();
+        let (classes, centres, perm) = exact_copy(16, 3, 2.0, 0.5);
         let naming = name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels());
         assert_eq!(naming.solution.class_of, perm);
         let trust = naming.trust_of(&perm);
         assert!(trust.support >= trust.threshold && trust.too_few_classes && !trust.trusted, "{trust:?}");
-        let four = {
-            let (mut rng, classes, perm) = classes_and_order(16, 4);
-            let moved = affine(&classes, &random_rotation(&mut rng, 50), 2.0, &vec![0.5; 50]);
-            let centres: Vec<Vec<f64>> = perm.iter().map(|&k| moved[k].clone()).collect();
-            name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels()).trust_of(&perm)
-        };
+        let (classes, centres, perm) = exact_copy(16, 4, 2.0, 0.5);
+        let four = name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels()).trust_of(&perm);
         assert!(!four.too_few_classes && four.trusted, "an exact copy of four classes: {four:?}");
     }
 

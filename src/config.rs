@@ -655,7 +655,13 @@ pub fn class_names(args: &ClassArgs) -> Result<Vec<String>> {
             .filter(|l| !l.is_empty())
             .map(str::to_string)
             .collect(),
-        None => args.classes.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        None => {
+            // An empty entry ("cat,,dog", names = ["cat", ""]) is a typo that may hide a class.
+            if let Some(k) = args.classes.iter().position(|s| s.trim().is_empty()).filter(|_| args.classes.len() > 1) {
+                bail!("class name {} of {} is empty (in {:?}); give every class a name", k + 1, args.classes.len(), args.classes.join(","));
+            }
+            args.classes.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        }
     };
     if names.is_empty() {
         bail!("no class names: pass --classes a,b,c or --classes-file FILE (in a run config: [classes] names = [...] or file = \"...\")");

@@ -117,6 +117,10 @@ fn bad_inputs_give_clear_errors() {
     let e = run_expect_error(&args);
     assert!(e.contains("class proportions") && e.contains("3 class names"), "{e}");
 
+    // An empty class name between commas.
+    let e = run_expect_error(&match_args(tr, te, "cat,,car", w, o));
+    assert!(e.contains("class name 2 of 3 is empty") && e.contains("cat,,car"), "{e}");
+
     // Duplicate class names.
     let e = run_expect_error(&match_args(tr, te, "cat,dog,Cat", w, o));
     assert!(e.contains("'Cat'") && e.contains("twice"), "{e}");

@@ -418,7 +418,7 @@ fn cmd_pretrain(args: PretrainArgs, quiet: bool) -> Result<()> {
     let device = args.device.resolve()?;
     status("Device", &device::describe(device), quiet);
     args.settings.apply_threads(tch::get_num_threads())?;
-    let outcome = stages::pretrain_stage(&args.dataset, &args.settings, device, &args.out, args.resume, quiet)?;
+    let outcome = stages::pretrain_stage(&args.dataset, &args.settings, device, &args.out, args.resume, None, quiet)?;
     status("Finished", &format!("{} epoch(s); best model {}", outcome.epochs_run, outcome.best.display()), quiet);
     Ok(())
 }

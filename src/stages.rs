@@ -16,9 +16,14 @@ use tch::Tensor;
 
 /// Stage I: SimCLR pretraining of the backbone on the training split, into `out` (libtorch's
 /// thread count is the caller's to set).
-pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device: tch::Device, out: &Path, resume: bool, quiet: bool) -> Result<PretrainOutcome> {
+/// Stage I on the training split. `n_classes`, where the images are to be clustered: fewer
+/// distinct training images than classes are refused before any training.
+pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device: tch::Device, out: &Path, resume: bool, n_classes: Option<usize>, quiet: bool) -> Result<PretrainOutcome> {
     let train = dataset.read(Split::Train)?;
     status("Read", &format!("{} training images ({}x{}x{}) from {}", train.count, train.height, train.width, train.channels, dataset.data.display()), quiet);
+    if let Some(c) = n_classes {
+        check_distinct_images(&train, c, &dataset.data)?;
+    }
     let (config, params) = settings.backbone(&train, device)?;
     // A requested monitor whose test split cannot be read is an error, not silently dropped.
     let test = if settings.knn_every > 0 && train.labels.is_some() {
@@ -37,6 +42,16 @@ pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device
     let max_seconds = settings.max_minutes.map(|m| m * 60.0);
     let opts = PretrainOptions { out, seed: settings.seed, resume, device, quiet, knn, interrupt_after_steps: None, max_seconds };
     Ok(pretrain::pretrain(&train, &config, &params, &opts)?)
+}
+
+/// Clusters need different images: fewer distinct training images than `n_classes` cannot form
+/// that many clusters, whatever stage I learns.
+pub fn check_distinct_images(train: &crate::data::images::ImageSet, n_classes: usize, data: &Path) -> Result<()> {
+    let distinct = train.distinct_images(n_classes);
+    if distinct < n_classes {
+        bail!("{}: the training split holds only {distinct} distinct image(s) ({} in all), too few for {n_classes} classes", data.display(), train.count);
+    }
+    Ok(())
 }
 
 /// Feature extraction: L2-normalised pooled backbone features of the un-augmented train and

@@ -235,3 +235,30 @@ fn folder_class_count_is_checked_before_training() {
     assert!(stderr.contains("2 classes given") && stderr.contains("3 class subfolders (a, b, c)"), "{stderr}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A folder of copies of two images cannot form three clusters: refused before stage I trains.
+#[test]
+fn too_few_distinct_images_fail_before_training() {
+    let root = std::env::temp_dir().join(format!("zl-run-copies-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    for k in 0..12u8 {
+        image::GrayImage::from_pixel(8, 8, image::Luma([100 + 50 * (k % 2)])).save(root.join("images").join(format!("{k}.png"))).unwrap();
+    }
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/my-images.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_zerolabel"))
+        .args(["run", "--quiet", "--config", config.to_str().unwrap(), "--out", root.join("run").to_str().unwrap()])
+        .args(["--set", &format!("data.path={}", root.join("images").display()), "--set", "classes.names=[\"cat\",\"dog\",\"car\"]"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("images") && stderr.contains("only 2 distinct image(s) (12 in all), too few for 3 classes"), "{stderr}");
+    let checkpoints = walk(&root.join("run")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors" || e == "ot")).count();
+    assert_eq!(checkpoints, 0, "stage I wrote a checkpoint");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
+    entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
+}

@@ -27,6 +27,19 @@ impl ImageSet {
         &self.pixels[index * size..(index + 1) * size]
     }
 
+    /// How many different images the set holds, counted up to `at_least` (a healthy set is
+    /// read only until its first `at_least` distinct images).
+    pub fn distinct_images(&self, at_least: usize) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        for index in 0..self.count {
+            if seen.len() >= at_least {
+                break;
+            }
+            seen.insert(self.image(index));
+        }
+        seen.len()
+    }
+
     /// The first `n` images (a subset for quick runs).
     pub fn take(mut self, n: usize) -> Self {
         if n < self.count {

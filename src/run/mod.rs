@@ -244,7 +244,7 @@ fn simclr_backbone(plan: &Plan, stages: &mut Stages, quiet: bool) -> Result<Back
     let default_threads = tch::get_num_threads();
     let pretrain_dir = stages.run("pretrain", &plan.pretrain_key, plan.trained_epochs == p.epochs, |dir| {
         p.apply_threads(default_threads)?;
-        stages::pretrain_stage(data, p, plan.device, dir, true, quiet)?;
+        stages::pretrain_stage(data, p, plan.device, dir, true, Some(plan.prior.n_classes()), quiet)?;
         Ok(())
     })?;
     let best = best_path(&pretrain_dir);
@@ -618,6 +618,7 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
         // training images too.
         if let (Source::Simclr, Some(data)) = (&plan.source, config.data.as_ref()) {
             let train = data.read(Split::Train)?;
+            stages::check_distinct_images(&train, plan.prior.n_classes(), &data.data)?;
             config.pretrain.backbone(&train, plan.device)?;
         }
         crate::io::remove_for_rerun(&plan.layout.stages(), &plan.layout.model())?;

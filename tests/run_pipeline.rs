@@ -224,14 +224,7 @@ fn folder_class_count_is_checked_before_training() {
         std::fs::create_dir_all(root.join("images").join(class)).unwrap();
         image::GrayImage::from_pixel(8, 8, image::Luma([100])).save(root.join("images").join(class).join("x.png")).unwrap();
     }
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/my-images.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_zerolabel"))
-        .args(["run", "--quiet", "--config", config.to_str().unwrap(), "--out", root.join("run").to_str().unwrap()])
-        .args(["--set", &format!("data.path={}", root.join("images").display()), "--set", "classes.names=[\"cat\",\"dog\"]"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = run_my_images(&root, "[\"cat\",\"dog\"]");
     assert!(stderr.contains("2 classes given") && stderr.contains("3 class subfolders (a, b, c)"), "{stderr}");
     let _ = std::fs::remove_dir_all(&root);
 }
@@ -244,14 +237,7 @@ fn too_few_distinct_images_fail_before_training() {
     for k in 0..12u8 {
         image::GrayImage::from_pixel(8, 8, image::Luma([100 + 50 * (k % 2)])).save(root.join("images").join(format!("{k}.png"))).unwrap();
     }
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/my-images.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_zerolabel"))
-        .args(["run", "--quiet", "--config", config.to_str().unwrap(), "--out", root.join("run").to_str().unwrap()])
-        .args(["--set", &format!("data.path={}", root.join("images").display()), "--set", "classes.names=[\"cat\",\"dog\",\"car\"]"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let stderr = run_my_images(&root, "[\"cat\",\"dog\",\"car\"]");
     assert!(stderr.contains("images") && stderr.contains("only 2 distinct image(s) (12 in all), too few for 3 classes"), "{stderr}");
     let checkpoints = walk(&root.join("run")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors" || e == "ot")).count();
     assert_eq!(checkpoints, 0, "stage I wrote a checkpoint");
@@ -261,4 +247,18 @@ fn too_few_distinct_images_fail_before_training() {
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
     entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
+}
+
+/// `run` of configs/my-images.toml on `root/images` with these class names, expected to fail
+/// with exit code 2; its stderr.
+fn run_my_images(root: &Path, names: &str) -> String {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/my-images.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_zerolabel"))
+        .args(["run", "--quiet", "--config", config.to_str().unwrap(), "--out", root.join("run").to_str().unwrap()])
+        .args(["--set", &format!("data.path={}", root.join("images").display()), "--set", &format!("classes.names={names}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    stderr
 }

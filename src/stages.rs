@@ -15,9 +15,8 @@ use std::path::Path;
 use tch::Tensor;
 
 /// Stage I: SimCLR pretraining of the backbone on the training split, into `out` (libtorch's
-/// thread count is the caller's to set).
-/// Stage I on the training split. `n_classes`, where the images are to be clustered: fewer
-/// distinct training images than classes are refused before any training.
+/// thread count is the caller's to set). With `n_classes` (the images are to be clustered),
+/// fewer distinct training images than classes are refused before any training.
 pub fn pretrain_stage(dataset: &DatasetArgs, settings: &PretrainSettings, device: tch::Device, out: &Path, resume: bool, n_classes: Option<usize>, quiet: bool) -> Result<PretrainOutcome> {
     let train = dataset.read(Split::Train)?;
     status("Read", &format!("{} training images ({}x{}x{}) from {}", train.count, train.height, train.width, train.channels, dataset.data.display()), quiet);
@@ -140,7 +139,7 @@ impl FeatureData {
         if let Some(labels) = &test.labels {
             check_labels(labels, n_classes, test_labels.unwrap_or(test_path))?;
         }
-        let train_unit = l2_normalize(&features::rescale_extreme_rows(&train.features));
+        let train_unit = l2_normalize(&train.features);
         let distinct = features::count_distinct_rows(&train_unit, n_classes)?;
         if distinct < n_classes {
             bail!(
@@ -150,7 +149,7 @@ impl FeatureData {
         }
         Ok(FeatureData {
             train: train_unit.to_device(device),
-            test: l2_normalize(&features::rescale_extreme_rows(&test.features)).to_device(device),
+            test: l2_normalize(&test.features).to_device(device),
             test_labels: test.labels,
         })
     }

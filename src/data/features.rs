@@ -158,16 +158,19 @@ pub fn save_features(path: &Path, features: &Tensor, labels: Option<&[i64]>) -> 
     }
 }
 
-/// Rows scaled to unit L2 norm (zero rows stay zero).
+/// Rows scaled to unit L2 norm (zero rows stay zero), whatever their magnitude: user features
+/// (a feature file, a TorchScript model's outputs) can be 1e30 or 1e-30, whose f32 squares
+/// overflow or vanish (`rescale_extreme_rows`).
 pub fn l2_normalize(features: &Tensor) -> Tensor {
+    let features = rescale_extreme_rows(features);
     let norms = features.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12);
     features / norms
 }
 
 /// Rows whose largest magnitude lies outside [1e-15, 1e15] divided by that magnitude, so that
-/// `l2_normalize` can square them in f32: 1e30 would overflow to an infinite norm and 1e-30
-/// vanish, both silently turning real directions into zero rows. Other rows stay bit for bit.
-pub fn rescale_extreme_rows(features: &Tensor) -> Tensor {
+/// their squares fit in f32: 1e30 would overflow to an infinite norm and 1e-30 vanish, both
+/// silently turning real directions into zero rows. Other rows stay bit for bit.
+fn rescale_extreme_rows(features: &Tensor) -> Tensor {
     let largest = features.abs().amax([1i64].as_slice(), true);
     let extreme = largest.gt(1e15).logical_or(&largest.lt(1e-15).logical_and(&largest.gt(0.0)));
     features / largest.where_self(&extreme, &largest.ones_like())
@@ -232,14 +235,15 @@ mod tests {
     fn extreme_scales_keep_their_directions_and_ordinary_rows_are_untouched() {
         let base = [3.0f32, -4.0, 0.0];
         let scaled: Vec<f32> = [1.0f32, 1e30, 1e-30, 0.0].iter().flat_map(|s| base.map(|v| v * s)).collect();
-        let unit = rows(&l2_normalize(&rescale_extreme_rows(&Tensor::from_slice(&scaled).view([4, 3]))));
+        let unit = rows(&l2_normalize(&Tensor::from_slice(&scaled).view([4, 3])));
         for (row, scale) in unit.iter().zip(["1", "1e30", "1e-30"]) {
             let expected = [0.6f32, -0.8, 0.0];
             assert!(row.iter().zip(expected).all(|(a, b)| (a - b).abs() < 1e-6), "scale {scale}: {row:?}");
         }
         assert_eq!(unit[3], vec![0.0; 3], "a zero row stays zero");
         // Without the rescaling both extreme rows would have become zero rows:
-        assert_eq!(rows(&l2_normalize(&Tensor::from_slice(&scaled).view([4, 3])))[1], vec![0.0; 3]);
+        let plain = |t: Tensor| rows(&(&t / t.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12)));
+        assert_eq!(plain(Tensor::from_slice(&scaled).view([4, 3]))[1], vec![0.0; 3]);
         let ordinary = Tensor::from_slice(&[0.3f32, 7.0, -1e-3, 2e6, 1e-9, 5.0]).view([2, 3]);
         assert_eq!(rows(&rescale_extreme_rows(&ordinary)), rows(&ordinary));
     }

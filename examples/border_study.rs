@@ -4,7 +4,7 @@
 //!
 //!   cargo run --release --example border_study -- TRAIN.safetensors CLASSES_FILE [SEEDS]
 //!
-//! k-means clusters (10 restarts, cached in `$NAMING_CACHE`, default /work/feat/bp-cache, keyed
+//! k-means clusters (10 restarts, cached in `$NAMING_CACHE`, default a temporary folder, keyed
 //! by `$TAG`) and, as the oracle, the true classes. Each training sample's `$KNN` (10) nearest
 //! neighbours (cosine) give border counts M[a][b] (neighbours in cluster b of members of a),
 //! made symmetric four ways: "share" (M[a][b] + M[b][a]) / (n_a + n_b), "log" its logarithm,
@@ -26,7 +26,7 @@ use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 mod kmeans;
 
 fn cached_kmeans(x: &Tensor, k: i64, seed: u64, tag: &str) -> Result<Vec<i64>> {
-    let dir = PathBuf::from(std::env::var("NAMING_CACHE").unwrap_or_else(|_| "/work/feat/bp-cache".into()));
+    let dir = std::env::var_os("NAMING_CACHE").map_or_else(|| std::env::temp_dir().join("zerolabel-border-cache"), PathBuf::from);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{tag}-n{}-k{k}-r10-seed{seed}.txt", x.size()[0]));
     if let Ok(text) = std::fs::read_to_string(&path) {

@@ -456,6 +456,10 @@ pub struct StageArgs {
     /// method is always reported beside it [true].
     #[arg(long = "no-paper-reference", action = clap::ArgAction::SetFalse)]
     pub paper_reference: bool,
+    /// Where Sinkhorn clusters come out of very unequal sizes (the sign of unbalanced classes),
+    /// cluster again with k-means and keep its clusters if their names are trusted [true].
+    #[arg(long = "no-kmeans-fallback", action = clap::ArgAction::SetFalse)]
+    pub kmeans_fallback: bool,
     /// With several seeds, vote the seeds' geometry names (clusters aligned by their centres);
     /// with the geometry chain the voted names make the classifier `predict` uses [true].
     #[arg(long = "no-naming-consensus", action = clap::ArgAction::SetFalse)]
@@ -536,6 +540,7 @@ impl Default for StageArgs {
             scan_self_label: None,
             naming: vec![NamingKind::Geometry],
             paper_reference: true,
+            kmeans_fallback: true,
             naming_consensus: true,
             naming_size_weight: 0.0,
             naming_kernel: NamingKernel::CentredCosine,
@@ -711,6 +716,8 @@ pub struct StageSettings {
     pub naming: NamingSettings,
     /// Train the paper's stage III beside a naming chain that is not the paper's.
     pub paper_reference: bool,
+    /// Try k-means where Sinkhorn clusters come out of very unequal sizes.
+    pub kmeans_fallback: bool,
     /// Vote the seeds' geometry names after the seeds (a step after stages II-III, so not part
     /// of their cache key).
     #[serde(skip)]
@@ -727,6 +734,14 @@ impl StageSettings {
     /// once, where everyone can see it).
     pub fn apply_threads(&self) {
         tch::set_num_threads(self.threads);
+    }
+
+    /// The k-means clustering to fall back on, where it is wanted and stage II is Sinkhorn's.
+    pub fn fallback_clustering(&self) -> Option<ClusteringMethod> {
+        match (&self.clustering, self.kmeans_fallback) {
+            (ClusteringMethod::Sinkhorn(p), true) => Some(ClusteringMethod::Kmeans(KMeansParams::new(p.n_clusters))),
+            _ => None,
+        }
     }
 
     /// Whether the paper's stage III is trained beside the chain.
@@ -783,7 +798,7 @@ impl StageArgs {
         };
         let naming = NamingSettings { chain: self.naming.clone(), geometry, stage3: matching };
         naming.check()?;
-        Ok(StageSettings { threads: self.threads, clustering, naming, paper_reference: self.paper_reference, naming_consensus: self.naming_consensus })
+        Ok(StageSettings { threads: self.threads, clustering, naming, paper_reference: self.paper_reference, kmeans_fallback: self.kmeans_fallback, naming_consensus: self.naming_consensus })
     }
 
     /// SCAN's recipe (`ScanParams::default_for`), then the explicit `scan_*` values.

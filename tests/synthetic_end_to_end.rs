@@ -54,7 +54,7 @@ fn settings(chain: Vec<NamingKind>) -> StageSettings {
     clustering.steps = 1000;
     let stage3 = MatchingParams { steps: 3000, ..MatchingParams::default() };
     let naming = NamingSettings { chain, geometry: GeometryParams::default(), stage3 };
-    StageSettings { threads: 1, clustering: ClusteringMethod::Sinkhorn(clustering), naming, paper_reference: true, naming_consensus: true }
+    StageSettings { threads: 1, clustering: ClusteringMethod::Sinkhorn(clustering), naming, paper_reference: true, kmeans_fallback: true, naming_consensus: true }
 }
 
 /// Stage III's windowed loss at each logged step of the main variant, from the metrics log.

@@ -2,9 +2,10 @@
 """Unbalanced classes through `zerolabel run` (docs/naming-study.md, "Unbalanced classes").
 
 Six random class vectors in 30-D; features a noisy, rotated, scaled copy of them in 128-D (noise
-0.3), class sizes 400, 400, 400, 100, 100, 100; two seeds. Each draw is run with the default
-assignment rule and again, on the same files, with the paper's (`assign = "plan"`) and with
-k-means clustering.
+0.3), class sizes 400, 400, 400, 100, 100, 100; two seeds. Each draw is run with the defaults
+(nearest-centroid assignment, k-means fallback for Sinkhorn clusters of very unequal sizes) and
+again, on the same files, without the fallback (`kmeans_fallback = false`), with the paper's
+assignment rule (`assign = "plan"`, no fallback) and with k-means clustering.
 Needs numpy and a release build. Usage: scripts/study/unbalanced_classes.py [DRAWS] [WORKDIR]
 """
 import json, os, re, shutil, subprocess, sys
@@ -47,7 +48,9 @@ def run(folder, out, *extra):
     metrics = json.load(open(f"{folder}/{out}/metrics.json"))
     support = re.search(r"probability of (?:at least |only )([0-9.]+)", result.stdout).group(1)
     trusted = "trusted" if "Names trusted" in result.stdout else "not trusted"
-    return f"names {100 * metrics['accuracy']['mean']:.1f} %, {trusted} (support {support}), clusters {100 * metrics['summary']['cluster_hungarian_accuracy']['mean']:.1f} %"
+    fallback = re.search(r"sizes differed up to ([0-9.]+):1", result.stdout)
+    fallback = f", k-means fallback (Sinkhorn clusters {fallback.group(1)}:1)" if fallback else ""
+    return f"names {100 * metrics['accuracy']['mean']:.1f} %, {trusted} (support {support}), clusters {100 * metrics['summary']['cluster_hungarian_accuracy']['mean']:.1f} %{fallback}"
 
 
 def main():
@@ -57,7 +60,8 @@ def main():
         class_vectors = np.random.default_rng(100 + draw).normal(size=(6, 30))
         folder = f"{workdir}/draw{draw}"
         write_problem(folder, class_vectors, [400, 400, 400, 100, 100, 100], seed=draw)
-        arms = [("nearest (default)", ()), ("plan", ("--set", 'stages.assign="plan"')), ("k-means", ("--set", 'stages.clustering="kmeans"'))]
+        no_fallback = ("--set", "stages.kmeans_fallback=false")
+        arms = [("default", ()), ("nearest (no fallback)", no_fallback), ("plan (no fallback)", ("--set", 'stages.assign="plan"', *no_fallback)), ("k-means", ("--set", 'stages.clustering="kmeans"'))]
         for label, extra in arms:
             print(f"draw {draw}: {label}: {run(folder, label.split()[0], *extra)}", flush=True)
 

@@ -76,6 +76,10 @@ pub struct SeedsConsensus {
     /// The seed whose clusters the vote is expressed in (the run's selected seed).
     pub reference_seed: u64,
     pub seeds: Vec<u64>,
+    /// The seeds whose names were voted: those whose names were trusted where there are any,
+    /// else every seed (records written before it was kept: empty, every seed voted).
+    #[serde(default)]
+    pub voters: Vec<u64>,
     /// class_of[cluster] of each seed (in `seeds` order) under the consensus.
     pub class_of: Vec<Vec<usize>>,
     /// Share of (seed, cluster) pairs whose own name is the consensus name.
@@ -104,13 +108,19 @@ pub struct ConsensusRun {
 }
 
 /// Votes the namings `namings[s]` of clusters with centres `centres[s]` (one entry per seed, in
-/// `seeds` order), in the cluster order of `seeds[reference]`.
-pub fn over_seeds(seeds: &[u64], reference: usize, centres: &[Vec<Vec<f64>>], namings: &[Vec<usize>]) -> SeedsConsensus {
+/// `seeds` order), in the cluster order of `seeds[reference]`. Where some seeds' names are
+/// `trusted`, only those vote: names the jury trusts are not outvoted by guesses (a seed whose
+/// k-means clusters replaced unbalanced Sinkhorn ones, beside seeds that kept theirs).
+pub fn over_seeds(seeds: &[u64], reference: usize, centres: &[Vec<Vec<f64>>], namings: &[Vec<usize>], trusted: &[bool]) -> SeedsConsensus {
     let alignments: Vec<Vec<usize>> = centres.iter().map(|c| align_to_reference(&centres[reference], c)).collect();
-    let consensus = vote(namings, &alignments);
+    let any_trusted = trusted.iter().any(|&t| t);
+    let voters: Vec<usize> = (0..seeds.len()).filter(|&s| !any_trusted || trusted.get(s).copied().unwrap_or(false)).collect();
+    let pick = |all: &[Vec<usize>]| -> Vec<Vec<usize>> { voters.iter().map(|&s| all[s].clone()).collect() };
+    let consensus = vote(&pick(namings), &pick(&alignments));
     SeedsConsensus {
         reference_seed: seeds[reference],
         seeds: seeds.to_vec(),
+        voters: voters.iter().map(|&s| seeds[s]).collect(),
         class_of: alignments.iter().map(|a| names_for_seed(&consensus, a)).collect(),
         agreement: consensus.agreement,
         per_cluster_agreement: consensus.per_cluster_agreement,
@@ -156,10 +166,18 @@ mod tests {
         for class in namings[1].iter_mut() {
             *class = match *class { 0 => 1, 1 => 0, c => c };
         }
-        let consensus = over_seeds(&[10, 11, 12], 2, &centres, &namings);
+        let consensus = over_seeds(&[10, 11, 12], 2, &centres, &namings, &[false; 3]);
         assert_eq!(consensus.reference_seed, 12);
         assert_eq!(consensus.class_of, orders.to_vec(), "every seed gets the majority's names in its own cluster order");
         assert!((consensus.agreement - 10.0 / 12.0).abs() < 1e-12, "{}", consensus.agreement);
+        assert_eq!(consensus.voters, vec![10, 11, 12]);
+        // Where only seed 11's names are trusted, its names win although the others agree.
+        let consensus = over_seeds(&[10, 11, 12], 1, &centres, &namings, &[false, true, false]);
+        assert_eq!(consensus.voters, vec![11]);
+        assert_eq!(consensus.class_of[1], namings[1], "the trusted seed keeps its own names");
+        let swapped = |o: &Vec<usize>| o.iter().map(|&t| match t { 0 => 1, 1 => 0, c => c }).collect::<Vec<usize>>();
+        assert_eq!(consensus.class_of[0], swapped(&orders[0]), "the untrusted seeds get the trusted seed's names");
+        assert_eq!(consensus.agreement, 1.0);
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub struct GeometryNaming {
     pub judge_marginals: Vec<(NamingKernel, Vec<Vec<f64>>)>,
     /// Ordered classes: every naming has a mirror image (class k -> c - 1 - k).
     pub ordered: bool,
+    /// The largest cluster's training members over the smallest's.
+    pub cluster_size_ratio: f64,
 }
 
 /// The fewest classes whose names the geometry can vouch for. Three clusters have three
@@ -159,6 +161,11 @@ pub struct NameTrust {
     /// Fewer than `MIN_CLASSES_TO_TRUST` classes: the geometry cannot vouch for any naming.
     #[serde(default)]
     pub too_few_classes: bool,
+    /// The largest cluster's training members over the smallest's (0 in records written
+    /// before it was kept): clusters of very unequal sizes from a method that assumes equal
+    /// ones hint at unbalanced classes.
+    #[serde(default)]
+    pub cluster_size_ratio: f64,
     pub trusted: bool,
     pub threshold: f64,
 }
@@ -183,6 +190,7 @@ impl GeometryNaming {
             support_by_kernel,
             support,
             too_few_classes,
+            cluster_size_ratio: self.cluster_size_ratio,
             trusted: support >= self.threshold && !too_few_classes,
             threshold: self.threshold,
         }
@@ -260,7 +268,8 @@ impl GeometryNamer {
                 judge_marginals.push((judge, own_posterior(&other, &trust, &solution.class_of)));
             }
         }
-        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold, judge_marginals, ordered: false })
+        let cluster_size_ratio = size_ratio(cluster_sizes);
+        Ok(GeometryNaming { problem, solution, interchangeable, alignment, kernel, threshold: self.params.trust_threshold, judge_marginals, ordered: false, cluster_size_ratio })
     }
 
     /// The naming problem of these centres and classes under one kernel.
@@ -279,6 +288,15 @@ impl GeometryNamer {
             NamingCentres::MemberMeans => &ctx.clusters.member_means,
             NamingCentres::Learned => ctx.clusters.centres(),
         }
+    }
+}
+
+/// The largest size over the smallest (1 for no sizes; an empty cluster counts as one member,
+/// so the ratio stays finite and serialisable).
+fn size_ratio(sizes: &[usize]) -> f64 {
+    match (sizes.iter().max(), sizes.iter().min()) {
+        (Some(&largest), Some(&smallest)) => largest as f64 / smallest.max(1) as f64,
+        _ => 1.0,
     }
 }
 

@@ -364,6 +364,29 @@ pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
     })
 }
 
+/// Where k-means clusters replaced the Sinkhorn clusters of a seed, one sentence for the
+/// summary that says so and why.
+pub fn kmeans_fallback_sentence(record: &SeedRecord) -> Option<String> {
+    let ratio = record.kmeans_fallback?;
+    Some(format!(
+        "Stage II: k-means clusters, not Sinkhorn's: the Sinkhorn clusters' sizes differed up to {ratio:.1}:1, a sign of unbalanced classes, which Sinkhorn clustering learns as equal ones; the jury trusts the names of the k-means clusters of the same features (--no-kmeans-fallback keeps Sinkhorn's)"
+    ))
+}
+
+/// Where untrusted names come from clusters of very unequal sizes made by a method that learns
+/// equal-sized ones, one sentence for the summary: k-means was tried (`kmeans_fallback`) and
+/// did not help, or it points to k-means; None otherwise.
+pub fn unequal_sizes_sentence(trust: &crate::naming::NameTrust, clustering: crate::clustering::ClusteringKind, kmeans_fallback: bool) -> Option<String> {
+    if trust.trusted || !clustering.learns_equal_sizes() || trust.cluster_size_ratio < crate::clustering::UNEQUAL_SIZES_RATIO {
+        return None;
+    }
+    let ratio = trust.cluster_size_ratio;
+    Some(match kmeans_fallback {
+        true => format!("The clusters' sizes differ up to {ratio:.1}:1, a sign of unbalanced classes, which Sinkhorn clustering learns as equal ones; k-means clusters of the same features were tried, and the jury did not trust their names either"),
+        false => format!("The clusters' sizes differ up to {ratio:.1}:1, while Sinkhorn clustering learns its centroids for clusters of equal sizes: if the classes are unbalanced, k-means (clustering = \"kmeans\", or --clustering kmeans) may separate them better"),
+    })
+}
+
 /// Whether the branch and bound proved the geometry naming optimal, in one sentence for the
 /// summary; None where every naming was enumerated (c <= 10 by default) or nothing was named.
 pub fn optimality_sentence(record: &SeedRecord, n_classes: usize) -> Option<String> {
@@ -403,6 +426,12 @@ fn naming(canvas: &mut Canvas, r: &ReportData) {
     if let Some(sentence) = selected.and_then(|s| trust_sentence(s, names)) {
         let _ = writeln!(md, "\n**{sentence}.**\n");
     }
+    if let Some(sentence) = selected.and_then(|s| s.classifier_trust.as_ref()).and_then(|t| unequal_sizes_sentence(t, r.config.stages.clustering, r.config.stages.kmeans_fallback)) {
+        let _ = writeln!(md, "{sentence}.\n");
+    }
+    if let Some(sentence) = selected.and_then(kmeans_fallback_sentence) {
+        let _ = writeln!(md, "{sentence}.\n");
+    }
     if let Some(sentence) = selected.and_then(|s| optimality_sentence(s, names.len())) {
         let _ = writeln!(md, "{sentence}.\n");
     }
@@ -435,9 +464,13 @@ fn consensus_paragraph(md: &mut String, names: &[String], c: &crate::naming::con
     let clusters: Vec<String> = v.class_of[reference].iter().zip(&v.per_cluster_agreement).enumerate().map(|(j, (&k, a))| format!("{j}: {} ({:.0}%)", names[k], 100.0 * a)).collect();
     let _ = writeln!(
         md,
-        "Consensus over {} seeds: every seed's clusters were aligned to seed {}'s by their centres and the seeds' geometry names voted; the seeds agree on {:.0}% of (seed, cluster) names. Consensus names of seed {}'s clusters (share of seeds agreeing): {}. {}\n",
+        "Consensus over {} seeds: every seed's clusters were aligned to seed {}'s by their centres and {} voted; the voters agree on {:.0}% of (seed, cluster) names. Consensus names of seed {}'s clusters (share of voters agreeing): {}. {}\n",
         v.seeds.len(),
         v.reference_seed,
+        match v.voters.len() {
+            n if n > 0 && n < v.seeds.len() => format!("the geometry names of the {n} seed(s) whose names the jury trusted ({})", v.voters.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+            _ => "the seeds' geometry names".to_string(),
+        },
         100.0 * v.agreement,
         v.reference_seed,
         clusters.join(", "),
@@ -456,5 +489,44 @@ fn files(canvas: &mut Canvas) {
     let _ = writeln!(md, "- `stages/match-*/seed-N/`: `classifier.safetensors`, `clusters.safetensors`, `test_predictions.npy`, `train_log.jsonl`, `seed.json`");
     if !canvas.notes.is_empty() {
         let _ = writeln!(md, "\nNotes: {}.", canvas.notes.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clustering::ClusteringKind;
+    use crate::naming::NameTrust;
+
+    fn trust(trusted: bool, cluster_size_ratio: f64) -> NameTrust {
+        NameTrust {
+            z: 3.0,
+            mean_posterior: 0.3,
+            posterior: vec![0.3; 6],
+            near_ties: vec![],
+            reverse_fits_equally: false,
+            support_by_kernel: vec![],
+            support: 0.3,
+            too_few_classes: false,
+            cluster_size_ratio,
+            trusted,
+            threshold: 0.8,
+        }
+    }
+
+    #[test]
+    fn very_unequal_sinkhorn_clusters_of_untrusted_names_point_to_kmeans() {
+        let sentence = unequal_sizes_sentence(&trust(false, 4.04), ClusteringKind::Sinkhorn, false).expect("a hint");
+        assert!(sentence.contains("4.0:1") && sentence.contains("clustering = \"kmeans\""), "{sentence}");
+        // Where the run already tried k-means, it says so instead.
+        let sentence = unequal_sizes_sentence(&trust(false, 4.04), ClusteringKind::Sinkhorn, true).expect("a note");
+        assert!(sentence.contains("4.0:1") && sentence.contains("were tried"), "{sentence}");
+        // Balanced real classes give Sinkhorn clusters of up to about 1.7:1: no hint there.
+        assert_eq!(unequal_sizes_sentence(&trust(false, 1.7), ClusteringKind::Sinkhorn, false), None);
+        // Trusted names, or a method that does not assume equal sizes, need no hint.
+        assert_eq!(unequal_sizes_sentence(&trust(true, 4.0), ClusteringKind::Sinkhorn, false), None);
+        assert_eq!(unequal_sizes_sentence(&trust(false, 4.0), ClusteringKind::Kmeans, false), None);
+        // Records written before the ratio was kept read it as 0.
+        assert_eq!(unequal_sizes_sentence(&trust(false, 0.0), ClusteringKind::Sinkhorn, false), None);
     }
 }

@@ -24,7 +24,8 @@ pub(super) fn seeds_consensus(plan: &Plan, seeds: &SeedsLayout, data: &FeatureDa
     let namings: Vec<Vec<usize>> = records.iter().map(|r| r.naming_class_of.clone()).collect();
     let seed_list: Vec<u64> = records.iter().map(|r| r.seed).collect();
     let reference = seed_list.iter().position(|&s| s == selected_seed).unwrap_or(0);
-    let consensus = consensus::over_seeds(&seed_list, reference, &rows, &namings);
+    let trusted: Vec<bool> = records.iter().map(|r| r.naming_trust.as_ref().is_some_and(|t| t.trusted)).collect();
+    let consensus = consensus::over_seeds(&seed_list, reference, &rows, &namings, &trusted);
     let test = data.test.to_device(Device::Cpu);
     let (mut accuracy, mut test_predictions) = (Vec::new(), Vec::new());
     for ((&seed, centres), class_of) in seed_list.iter().zip(&centres).zip(&consensus.class_of) {

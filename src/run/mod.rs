@@ -536,6 +536,12 @@ fn headline(plan: &Plan, naming: &ClassifierNaming, summary: Option<&Summary>, s
     if let Some(sentence) = selected.and_then(|s| report::trust_sentence(s, &plan.prior.class_names)) {
         text.push_str(&format!("{sentence} (seed {}; the report's naming section says more).\n", selected.map_or(0, |s| s.seed)));
     }
+    if let Some(sentence) = selected.and_then(|s| s.classifier_trust.as_ref()).and_then(|t| report::unequal_sizes_sentence(t, plan.config.stages.clustering, plan.config.stages.kmeans_fallback)) {
+        text.push_str(&format!("{sentence}.\n"));
+    }
+    if let Some(sentence) = selected.and_then(report::kmeans_fallback_sentence) {
+        text.push_str(&format!("{sentence} (seed {}).\n", selected.map_or(0, |s| s.seed)));
+    }
     if let Some(sentence) = selected.and_then(|s| report::optimality_sentence(s, plan.prior.n_classes())) {
         text.push_str(&format!("{sentence} (seed {}).\n", selected.map_or(0, |s| s.seed)));
     }
@@ -651,7 +657,11 @@ pub fn run(config: &RunConfig, opts: &RunOptions) -> Result<RunOutcome> {
     };
     apply_consensus(&mut records, consensus.as_ref(), data.test_labels.as_deref(), c);
     if let Some(voted) = consensus.as_ref().filter(|v| v.is_model) {
-        naming.text = format!("{}, its names voted over {} seeds (agreement {:.0}%)", naming.text, voted.consensus.seeds.len(), 100.0 * voted.consensus.agreement);
+        let (voters, seeds) = (voted.consensus.voters.len(), voted.consensus.seeds.len());
+        naming.text = match voters < seeds {
+            true => format!("{}, its names voted over the {voters} of {seeds} seeds whose names were trusted (agreement {:.0}%)", naming.text, 100.0 * voted.consensus.agreement),
+            false => format!("{}, its names voted over {seeds} seeds (agreement {:.0}%)", naming.text, 100.0 * voted.consensus.agreement),
+        };
     }
     let selected = records.iter().find(|r| r.seed == selected_seed).ok_or_else(|| Error::invalid("seeds", 0, "at least 1"))?;
     // Figure 4B compares stage III's two losses; a person's classifier has no stage III.

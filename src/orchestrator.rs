@@ -511,3 +511,30 @@ pub fn selected_seed(records: &[SeedRecord]) -> Option<&SeedRecord> {
 pub fn describe_naming(settings: &NamingSettings) -> String {
     settings.describe()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A geometry-chain record with this selection score and, where given, the jury's verdict.
+    fn record(seed: u64, selection_score: f64, trusted: Option<bool>) -> SeedRecord {
+        let trust = trusted.map(|t| serde_json::json!({"z": 3.0, "mean_posterior": 0.5, "posterior": [0.5, 0.5], "near_ties": [], "trusted": t, "threshold": 0.8}));
+        serde_json::from_value(serde_json::json!({
+            "seed": seed, "naming_chain": ["geometry"], "selection_score": selection_score, "best_step": 0,
+            "class_of": [0, 1], "naming_class_of": [0, 1], "naming_score": -selection_score, "naming_interchangeable": [],
+            "classifier_trust": trust, "cluster_seconds": 0.0, "match_seconds": 0.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_selected_seed_is_a_trusted_one_where_there_is_one() {
+        // Without a verdict (or with none trusted) the lowest selection score wins.
+        assert_eq!(selected_seed(&[record(0, -3.0, None), record(1, -5.0, None)]).unwrap().seed, 1);
+        assert_eq!(selected_seed(&[record(0, -3.0, Some(false)), record(1, -5.0, Some(false))]).unwrap().seed, 1);
+        // A trusted seed comes first, whatever the scores of the others.
+        assert_eq!(selected_seed(&[record(0, -3.0, Some(true)), record(1, -5.0, Some(false))]).unwrap().seed, 0);
+        assert_eq!(selected_seed(&[record(0, -3.0, Some(true)), record(1, -5.0, Some(false)), record(2, -4.0, Some(true))]).unwrap().seed, 2);
+        assert!(selected_seed(&[]).is_none());
+    }
+}

@@ -503,9 +503,13 @@ pub fn load_classifier(layout: &SeedsLayout, seed: u64) -> Result<Classifier> {
 /// there are any, the lowest label-free selection score (scores of different clusterings are
 /// not comparable, trust is).
 pub fn selected_seed(records: &[SeedRecord]) -> Option<&SeedRecord> {
-    let trusted = |r: &SeedRecord| r.classifier_trust.as_ref().is_some_and(|t| t.trusted);
-    records.iter().min_by(|a, b| trusted(b).cmp(&trusted(a)).then(a.selection_score.total_cmp(&b.selection_score)))
+    records.iter().min_by(|a, b| names_trusted(b).cmp(&names_trusted(a)).then(a.selection_score.total_cmp(&b.selection_score)))
 }
+
+fn names_trusted(record: &SeedRecord) -> bool {
+    record.classifier_trust.as_ref().is_some_and(|t| t.trusted)
+}
+
 
 /// Which naming produced a classifier, for reports.
 pub fn describe_naming(settings: &NamingSettings) -> String {

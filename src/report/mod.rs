@@ -27,7 +27,7 @@ pub struct ReportData<'a> {
     pub naming_is_paper: bool,
     pub records: &'a [SeedRecord],
     pub summary: Option<&'a Summary>,
-    /// The seed `predict` uses (lowest label-free selection score).
+    /// The seed `predict` uses (lowest label-free selection score, trusted names first).
     pub selected_seed: u64,
     pub stages: &'a [StageRecord],
     pub curves: Curves,
@@ -184,7 +184,7 @@ fn results(canvas: &mut Canvas, r: &ReportData) {
     } else {
         "the best label-free selection score of its naming"
     };
-    let _ = writeln!(md, "\nThe classifier `zerolabel predict` uses is seed {}'s ({}), the seed with {choice} (a label-free choice).\n", r.selected_seed, r.naming);
+    let _ = writeln!(md, "\nThe classifier `zerolabel predict` uses is seed {}'s ({}), the seed with {choice} (a label-free choice; seeds whose names the jury trusts come first).\n", r.selected_seed, r.naming);
 }
 
 /// Naming by a person: the names given to the named seed's clusters beside the geometry's

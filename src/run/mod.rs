@@ -405,13 +405,12 @@ fn write_model(plan: &Plan, naming: &ClassifierNaming, backbone: &Backbone, seed
     let layout = &plan.layout;
     let by_consensus = consensus.is_some_and(|c| c.is_model);
     let selection = if naming.is_paper {
-        "lowest windowed stage-III training loss over the seeds (no labels)".to_string()
+        "lowest windowed stage-III training loss over the seeds (no labels; seeds whose names the jury trusts first)".to_string()
     } else if selected.person.is_some() {
         format!("{}; the named seed", naming.text)
-    } else if by_consensus {
-        format!("{}; the clusters of the seed with the best label-free selection score", naming.text)
     } else {
-        format!("{}; the seed with the best label-free selection score", naming.text)
+        let whose = if by_consensus { "the clusters of the seed" } else { "the seed" };
+        format!("{}; {whose} with the best label-free selection score (seeds whose names the jury trusts first)", naming.text)
     };
     let classifier = match by_consensus {
         true => seeds.consensus_classifier(selected.seed),

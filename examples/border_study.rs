@@ -4,8 +4,8 @@
 //!
 //!   cargo run --release --example border_study -- TRAIN.safetensors CLASSES_FILE [SEEDS]
 //!
-//! k-means clusters (10 restarts, cached in `$NAMING_CACHE`, default a temporary folder, keyed
-//! by `$TAG`) and, as the oracle, the true classes. Each training sample's `$KNN` (10) nearest
+//! k-means clusters (10 restarts, kept in `$NAMING_CACHE` where set, keyed by `$TAG`) and, as
+//! the oracle, the true classes. Each training sample's `$KNN` (10) nearest
 //! neighbours (cosine) give border counts M[a][b] (neighbours in cluster b of members of a),
 //! made symmetric four ways: "share" (M[a][b] + M[b][a]) / (n_a + n_b), "log" its logarithm,
 //! "out" the mean of the two clusters' shares of their outgoing edges, "logout" its logarithm;
@@ -24,21 +24,7 @@ use zerolabel::prior::word_vectors::{WordVectorSource, WordVectors};
 
 #[path = "common/kmeans.rs"]
 mod kmeans;
-
-fn cached_kmeans(x: &Tensor, k: i64, seed: u64, tag: &str) -> Result<Vec<i64>> {
-    let dir = std::env::var_os("NAMING_CACHE").map_or_else(|| std::env::temp_dir().join("zerolabel-border-cache"), PathBuf::from);
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{tag}-n{}-k{k}-r10-seed{seed}.txt", x.size()[0]));
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let a: Vec<i64> = text.split_whitespace().map(str::parse).collect::<Result<_, _>>()?;
-        if a.len() as i64 == x.size()[0] {
-            return Ok(a);
-        }
-    }
-    let a = kmeans::kmeans(x, k, 10, seed);
-    std::fs::write(&path, a.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))?;
-    Ok(a)
-}
+use kmeans::cached_kmeans;
 
 /// Indices of the `k` nearest neighbours (cosine) of every row among all rows (self excluded).
 fn knn(x: &Tensor, k: i64) -> Vec<Vec<i64>> {

@@ -29,7 +29,7 @@ use zerolabel::naming::certified::{self, Qap, QapSettings};
 
 #[path = "common/kmeans.rs"]
 mod kmeans;
-use kmeans::{kmeans, member_means};
+use kmeans::{cached_kmeans, member_means};
 
 const CIFAR10: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
@@ -61,23 +61,6 @@ fn similarity(v: &[Vec<f64>], kernel: Kernel) -> Vec<Vec<f64>> {
         Kernel::Distance => cosine_matrix(v).iter().map(|r| r.iter().map(|c| -(2.0 - 2.0 * c).max(0.0).sqrt()).collect()).collect(),
         Kernel::Rank => rank_matrix(&cosine_matrix(v)),
     }
-}
-
-/// k-means assignments, read from `$NAMING_CACHE` when an earlier run left them there.
-fn cached_kmeans(x: &Tensor, k: i64, seed: u64, features: &std::path::Path) -> Result<Vec<i64>> {
-    let Some(dir) = std::env::var_os("NAMING_CACHE").map(PathBuf::from) else { return Ok(kmeans(x, k, 10, seed)) };
-    let stem = features.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let path = dir.join(format!("{stem}-n{}-k{k}-r10-seed{seed}.txt", x.size()[0]));
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let assign: Vec<i64> = text.split_whitespace().map(str::parse).collect::<Result<_, _>>().with_context(|| path.display().to_string())?;
-        if assign.len() as i64 == x.size()[0] {
-            return Ok(assign);
-        }
-    }
-    let assign = kmeans(x, k, 10, seed);
-    let text: Vec<String> = assign.iter().map(i64::to_string).collect();
-    zerolabel::io::write_atomic(&path, text.join(" ").as_bytes())?;
-    Ok(assign)
 }
 
 /// class_of[cluster] by the exact search, cross-checked against the certified QAP solver.
@@ -145,7 +128,8 @@ fn main() -> Result<()> {
     let mut ceilings = Vec::new();
     for seed in 0..seeds {
         let t = Instant::now();
-        let assign = cached_kmeans(&x, c as i64, seed, &path)?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let assign = cached_kmeans(&x, c as i64, seed, &stem)?;
         let centroids = rows(&member_means(&x, &Tensor::from_slice(&assign), c as i64));
         let ceiling = hungarian_accuracy(&assign, &labels, c, c);
         ceilings.push(ceiling);

@@ -337,10 +337,7 @@ fn cmd_match(args: MatchArgs, quiet: bool) -> Result<()> {
         if let Some(sentence) = report::trust_sentence(record, &prior.class_names) {
             text.push_str(&format!("\nSeed {}: {sentence}.\n", record.seed));
         }
-        if let Some(sentence) = record.classifier_trust.as_ref().and_then(|t| report::unequal_sizes_sentence(t, args.stages.clustering, args.stages.kmeans_fallback)) {
-            text.push_str(&format!("Seed {}: {sentence}.\n", record.seed));
-        }
-        if let Some(sentence) = report::kmeans_fallback_sentence(record) {
+        if let Some(sentence) = report::cluster_sizes_sentence(record, &args.stages) {
             text.push_str(&format!("Seed {}: {sentence}.\n", record.seed));
         }
         if let Some(sentence) = report::optimality_sentence(record, prior.n_classes()) {

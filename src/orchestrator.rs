@@ -510,7 +510,6 @@ fn names_trusted(record: &SeedRecord) -> bool {
     record.classifier_trust.as_ref().is_some_and(|t| t.trusted)
 }
 
-
 /// Which naming produced a classifier, for reports.
 pub fn describe_naming(settings: &NamingSettings) -> String {
     settings.describe()

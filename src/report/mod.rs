@@ -364,19 +364,21 @@ pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
     })
 }
 
-/// Where k-means clusters replaced the Sinkhorn clusters of a seed, one sentence for the
-/// summary that says so and why.
-pub fn kmeans_fallback_sentence(record: &SeedRecord) -> Option<String> {
-    let ratio = record.kmeans_fallback?;
-    Some(format!(
-        "Stage II: k-means clusters, not Sinkhorn's: the Sinkhorn clusters' sizes differed up to {ratio:.1}:1, a sign of unbalanced classes, which Sinkhorn clustering learns as equal ones; the jury trusts the names of the k-means clusters of the same features (--no-kmeans-fallback keeps Sinkhorn's)"
-    ))
+/// What stage II did about cluster sizes, in one sentence for the summary: where k-means
+/// clusters replaced the Sinkhorn clusters of the seed, that and why; else, where untrusted
+/// names come from clusters of very unequal sizes made by a method that learns equal-sized
+/// ones, that k-means was tried (`kmeans_fallback`) or a pointer to it; None otherwise.
+pub fn cluster_sizes_sentence(record: &SeedRecord, stages: &crate::config::StageArgs) -> Option<String> {
+    if let Some(ratio) = record.kmeans_fallback {
+        return Some(format!(
+            "Stage II: k-means clusters, not Sinkhorn's: the Sinkhorn clusters' sizes differed up to {ratio:.1}:1, a sign of unbalanced classes, which Sinkhorn clustering learns as equal ones; the jury trusts the names of the k-means clusters of the same features (--no-kmeans-fallback keeps Sinkhorn's)"
+        ));
+    }
+    unequal_sizes_sentence(record.classifier_trust.as_ref()?, stages.clustering, stages.kmeans_fallback)
 }
 
-/// Where untrusted names come from clusters of very unequal sizes made by a method that learns
-/// equal-sized ones, one sentence for the summary: k-means was tried (`kmeans_fallback`) and
-/// did not help, or it points to k-means; None otherwise.
-pub fn unequal_sizes_sentence(trust: &crate::naming::NameTrust, clustering: crate::clustering::ClusteringKind, kmeans_fallback: bool) -> Option<String> {
+/// Untrusted names of clusters of very unequal sizes from a method that learns equal-sized ones.
+fn unequal_sizes_sentence(trust: &crate::naming::NameTrust, clustering: crate::clustering::ClusteringKind, kmeans_fallback: bool) -> Option<String> {
     if trust.trusted || !clustering.learns_equal_sizes() || trust.cluster_size_ratio < crate::clustering::UNEQUAL_SIZES_RATIO {
         return None;
     }
@@ -426,10 +428,7 @@ fn naming(canvas: &mut Canvas, r: &ReportData) {
     if let Some(sentence) = selected.and_then(|s| trust_sentence(s, names)) {
         let _ = writeln!(md, "\n**{sentence}.**\n");
     }
-    if let Some(sentence) = selected.and_then(|s| s.classifier_trust.as_ref()).and_then(|t| unequal_sizes_sentence(t, r.config.stages.clustering, r.config.stages.kmeans_fallback)) {
-        let _ = writeln!(md, "{sentence}.\n");
-    }
-    if let Some(sentence) = selected.and_then(kmeans_fallback_sentence) {
+    if let Some(sentence) = selected.and_then(|s| cluster_sizes_sentence(s, &r.config.stages)) {
         let _ = writeln!(md, "{sentence}.\n");
     }
     if let Some(sentence) = selected.and_then(|s| optimality_sentence(s, names.len())) {
@@ -528,5 +527,15 @@ mod tests {
         assert_eq!(unequal_sizes_sentence(&trust(false, 4.0), ClusteringKind::Kmeans, false), None);
         // Records written before the ratio was kept read it as 0.
         assert_eq!(unequal_sizes_sentence(&trust(false, 0.0), ClusteringKind::Sinkhorn, false), None);
+        // Where k-means replaced the Sinkhorn clusters, the summary says that alone, even where
+        // the k-means clusters are themselves unequal and the classifier's names untrusted.
+        let record: SeedRecord = serde_json::from_value(serde_json::json!({
+            "seed": 0, "naming_chain": ["geometry", "stage3"], "selection_score": 1.0, "best_step": 0, "class_of": [0, 1],
+            "naming_class_of": [0, 1], "naming_score": 1.0, "naming_interchangeable": [], "cluster_seconds": 0.0, "match_seconds": 0.0,
+            "classifier_trust": serde_json::to_value(trust(false, 4.0)).unwrap(), "kmeans_fallback": 5.8,
+        }))
+        .unwrap();
+        let sentence = cluster_sizes_sentence(&record, &crate::config::StageArgs::default()).expect("a sentence");
+        assert!(sentence.starts_with("Stage II: k-means clusters") && sentence.contains("5.8:1") && !sentence.contains("were tried"), "{sentence}");
     }
 }

@@ -535,10 +535,7 @@ fn headline(plan: &Plan, naming: &ClassifierNaming, summary: Option<&Summary>, s
     if let Some(sentence) = selected.and_then(|s| report::trust_sentence(s, &plan.prior.class_names)) {
         text.push_str(&format!("{sentence} (seed {}; the report's naming section says more).\n", selected.map_or(0, |s| s.seed)));
     }
-    if let Some(sentence) = selected.and_then(|s| s.classifier_trust.as_ref()).and_then(|t| report::unequal_sizes_sentence(t, plan.config.stages.clustering, plan.config.stages.kmeans_fallback)) {
-        text.push_str(&format!("{sentence}.\n"));
-    }
-    if let Some(sentence) = selected.and_then(report::kmeans_fallback_sentence) {
+    if let Some(sentence) = selected.and_then(|s| report::cluster_sizes_sentence(s, &plan.config.stages)) {
         text.push_str(&format!("{sentence} (seed {}).\n", selected.map_or(0, |s| s.seed)));
     }
     if let Some(sentence) = selected.and_then(|s| report::optimality_sentence(s, plan.prior.n_classes())) {

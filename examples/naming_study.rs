@@ -506,7 +506,7 @@ fn study(dataset: &str, data: &Data, common: &Common) -> Result<()> {
             // Consensus over seeds, aligned to the first seed.
             let reference = &per_seed[0].1;
             let alignments: Vec<Vec<usize>> = per_seed.iter().map(|(_, m, _)| consensus::align_to_reference(reference, m)).collect();
-            let vote = consensus::vote(&namings, &alignments);
+            let vote = consensus::vote(&namings, &alignments, Some(0));
             let mean_geometry = consensus::mean_aligned_geometry(&per_seed.iter().map(|(_, m, _)| m.clone()).collect::<Vec<_>>(), &alignments);
             let geometry_naming = inv::solve(&kernel.problem(&mean_geometry, &data.class_vectors), 0).class_of;
             for (s, r) in krows.iter_mut().enumerate() {

@@ -283,8 +283,8 @@ fn unbalanced_classes_keep_their_sizes_and_are_named_right_end_to_end() {
 /// Three of six classes four times as large as the others (450 against 112), another draw of
 /// the construction above. Sinkhorn clustering learns its centroids for clusters of equal
 /// sizes; on these features seed 0's clusters leave one centroid with a handful of members
-/// (sizes 301:1) and its names, 6 % right, are trusted by the jury, while seed 1's are right;
-/// their vote names 6 % right. With the fallback each seed's clusters, of very unequal sizes,
+/// (sizes 301:1) and its names, 6 % right, are trusted by the jury, while seed 1's are right.
+/// With the fallback each seed's clusters, of very unequal sizes,
 /// are clustered again by k-means, whose names are right and trusted, and the run says so.
 #[test]
 fn very_unbalanced_classes_fall_back_on_kmeans_clusters() {
@@ -296,8 +296,11 @@ fn very_unbalanced_classes_fall_back_on_kmeans_clusters() {
     let stage = out.join(json(&out.join("manifest.json"))["stages"][0]["dir"].as_str().unwrap());
     let fell_back = (0..2).filter(|seed| json(&stage.join(format!("seed-{seed}/seed.json")))["kmeans_fallback"].as_f64().is_some_and(|r| r >= 2.5)).count();
     assert!(fell_back >= 1, "no seed fell back on k-means: {stdout}");
-    let (_, stdout, _, accuracy) = run_on_class_vectors(&dir, &classes, (&train.0, &train.1), (&test.0, &test.1), &["--set", "stages.kmeans_fallback=false"]);
-    assert!(accuracy < 0.9 || !stdout.contains("Names trusted"), "Sinkhorn clusters alone named {:.1} % right and trusted: the case does not need the fallback: {stdout}", 100.0 * accuracy);
-    assert!(stdout.contains("may separate them better"), "no hint at k-means: {stdout}");
+    // Without the fallback some seed's own names are wrong: the case needs it. (Since a tied
+    // vote keeps the selected seed's names, the vote of a wrong and a right trusted seed is right.)
+    let (out, stdout, _, _) = run_on_class_vectors(&dir, &classes, (&train.0, &train.1), (&test.0, &test.1), &["--set", "stages.kmeans_fallback=false"]);
+    let stage = out.join(json(&out.join("manifest.json"))["stages"][0]["dir"].as_str().unwrap());
+    let own_names: Vec<f64> = (0..2).map(|seed| json(&stage.join(format!("seed-{seed}/seed.json")))["metrics"]["naming_accuracy"].as_f64().unwrap()).collect();
+    assert!(own_names.iter().any(|&a| a < 0.5), "every seed's Sinkhorn clusters named right ({own_names:?}): the case does not need the fallback: {stdout}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -34,7 +34,9 @@ pub struct Consensus {
 
 /// Consensus of `namings[s][j]` (class of cluster j of seed s), with `alignments[s][j]` the
 /// reference cluster of cluster j of seed s (the reference seed's own alignment is the identity).
-pub fn vote(namings: &[Vec<usize>], alignments: &[Vec<usize>]) -> Consensus {
+/// Where several namings get the same number of votes, the one closest to seed `tie_breaker`'s
+/// own names wins (the run's selected seed), not whichever the assignment solver meets first.
+pub fn vote(namings: &[Vec<usize>], alignments: &[Vec<usize>], tie_breaker: Option<usize>) -> Consensus {
     let c = namings.first().map_or(0, Vec::len);
     let mut votes = vec![vec![0.0; c]; c];
     for (naming, alignment) in namings.iter().zip(alignments) {
@@ -42,11 +44,22 @@ pub fn vote(namings: &[Vec<usize>], alignments: &[Vec<usize>]) -> Consensus {
             votes[alignment[j]][class] += 1.0;
         }
     }
-    let class_of = max_weight_assignment(&votes).0;
+    let class_of = max_weight_assignment(&with_tie_break(&votes, tie_breaker.map(|s| (&namings[s], &alignments[s])))).0;
     let seeds = namings.len().max(1) as f64;
     let per_cluster_agreement: Vec<f64> = (0..c).map(|r| votes[r][class_of[r]] / seeds).collect();
     let agreement = per_cluster_agreement.iter().sum::<f64>() / c.max(1) as f64;
     Consensus { class_of, agreement, per_cluster_agreement }
+}
+
+/// The vote counts plus, for each cluster, less than 1/c for the tie-breaking seed's own name:
+/// all c bonuses together stay below one vote, so they only order namings with equal counts.
+fn with_tie_break(votes: &[Vec<f64>], tie_breaker: Option<(&Vec<usize>, &Vec<usize>)>) -> Vec<Vec<f64>> {
+    let mut weights = votes.to_vec();
+    if let Some((naming, alignment)) = tie_breaker {
+        let bonus = 0.5 / votes.len().max(1) as f64;
+        naming.iter().zip(alignment).for_each(|(&class, &r)| weights[r][class] += bonus);
+    }
+    weights
 }
 
 /// The consensus name of each cluster of one seed: the consensus of its reference cluster.
@@ -116,7 +129,7 @@ pub fn over_seeds(seeds: &[u64], reference: usize, centres: &[Vec<Vec<f64>>], na
     let any_trusted = trusted.iter().any(|&t| t);
     let voters: Vec<usize> = (0..seeds.len()).filter(|&s| !any_trusted || trusted.get(s).copied().unwrap_or(false)).collect();
     let pick = |all: &[Vec<usize>]| -> Vec<Vec<usize>> { voters.iter().map(|&s| all[s].clone()).collect() };
-    let consensus = vote(&pick(namings), &pick(&alignments));
+    let consensus = vote(&pick(namings), &pick(&alignments), voters.iter().position(|&s| s == reference));
     SeedsConsensus {
         reference_seed: seeds[reference],
         seeds: seeds.to_vec(),
@@ -148,7 +161,7 @@ mod tests {
         let alignments = vec![vec![0, 1, 2], vec![2, 0, 1], vec![0, 1, 2]];
         let namings = vec![vec![2, 1, 0], vec![0, 2, 1], vec![1, 2, 0]];
         // Reference cluster 0: seed0 says 2, seed1 (its cluster 1) says 2, seed2 says 1 -> 2.
-        let consensus = vote(&namings, &alignments);
+        let consensus = vote(&namings, &alignments, None);
         assert_eq!(consensus.class_of, vec![2, 1, 0]);
         assert!((consensus.agreement - 7.0 / 9.0).abs() < 1e-12, "{}", consensus.agreement);
         assert_eq!(names_for_seed(&consensus, &alignments[1]), vec![0, 2, 1]);
@@ -178,6 +191,26 @@ mod tests {
         let swapped = |o: &Vec<usize>| o.iter().map(|&t| match t { 0 => 1, 1 => 0, c => c }).collect::<Vec<usize>>();
         assert_eq!(consensus.class_of[0], swapped(&orders[0]), "the untrusted seeds get the trusted seed's names");
         assert_eq!(consensus.agreement, 1.0);
+    }
+
+    #[test]
+    fn a_tied_vote_keeps_the_reference_seeds_names() {
+        // Two seeds disagree on clusters 0 and 1: both namings get 4 of 6 votes.
+        let (identity, namings) = (vec![vec![0, 1, 2]; 2], vec![vec![0, 1, 2], vec![1, 0, 2]]);
+        assert_eq!(vote(&namings, &identity, Some(0)).class_of, namings[0]);
+        assert_eq!(vote(&namings, &identity, Some(1)).class_of, namings[1]);
+        let tied = vote(&namings, &identity, Some(1));
+        assert!((tied.agreement - 4.0 / 6.0).abs() < 1e-12, "the tie-break adds no votes: {}", tied.agreement);
+        // A strict majority is not overruled by the reference seed.
+        let three = vec![vec![0, 1, 2], vec![1, 0, 2], vec![1, 0, 2]];
+        assert_eq!(vote(&three, &vec![vec![0, 1, 2]; 3], Some(0)).class_of, vec![1, 0, 2]);
+        // Through over_seeds, the reference (selected) seed breaks the tie in every seed order.
+        let centres: Vec<Vec<Vec<f64>>> = vec![vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 1.0]]; 2];
+        for reference in 0..2 {
+            let consensus = over_seeds(&[7, 8], reference, &centres, &namings, &[true, true]);
+            assert_eq!(consensus.class_of[reference], namings[reference], "reference {reference}");
+            assert_eq!(consensus.class_of[1 - reference], namings[reference]);
+        }
     }
 
     #[test]

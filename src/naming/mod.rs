@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod person;
 pub mod qap;
 pub mod stage3;
+pub mod symmetry;
 pub mod trust;
 
 use crate::clustering::Clusters;

@@ -456,8 +456,9 @@ pub struct StageArgs {
     /// method is always reported beside it [true].
     #[arg(long = "no-paper-reference", action = clap::ArgAction::SetFalse)]
     pub paper_reference: bool,
-    /// Where Sinkhorn clusters come out of very unequal sizes (the sign of unbalanced classes),
-    /// cluster again with k-means and keep its clusters if their names are trusted [true].
+    /// Where the names of Sinkhorn clusters are not trusted, or the clusters come out of very
+    /// unequal sizes (the sign of unbalanced classes), cluster again with k-means and keep its
+    /// clusters if their names are trusted [true].
     #[arg(long = "no-kmeans-fallback", action = clap::ArgAction::SetFalse)]
     pub kmeans_fallback: bool,
     /// With several seeds, vote the seeds' geometry names (clusters aligned by their centres);

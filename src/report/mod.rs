@@ -370,9 +370,11 @@ pub fn trust_sentence(record: &SeedRecord, names: &[String]) -> Option<String> {
 /// ones, that k-means was tried (`kmeans_fallback`) or a pointer to it; None otherwise.
 pub fn cluster_sizes_sentence(record: &SeedRecord, stages: &crate::config::StageArgs) -> Option<String> {
     if let Some(ratio) = record.kmeans_fallback {
-        return Some(format!(
-            "Stage II: k-means clusters, not Sinkhorn's: the Sinkhorn clusters' sizes differed up to {ratio:.1}:1, a sign of unbalanced classes, which Sinkhorn clustering learns as equal ones; the jury trusts the names of the k-means clusters of the same features (--no-kmeans-fallback keeps Sinkhorn's)"
-        ));
+        let why = match ratio >= crate::clustering::UNEQUAL_SIZES_RATIO {
+            true => format!("the Sinkhorn clusters' sizes differed up to {ratio:.1}:1, a sign of unbalanced classes, which Sinkhorn clustering learns as equal ones"),
+            false => format!("the jury did not trust the names of the Sinkhorn clusters (sizes up to {ratio:.1}:1), which are learned as clusters of equal sizes; classes of unequal sizes are split and merged by them"),
+        };
+        return Some(format!("Stage II: k-means clusters, not Sinkhorn's: {why}; the jury trusts the names of the k-means clusters of the same features (--no-kmeans-fallback keeps Sinkhorn's)"));
     }
     unequal_sizes_sentence(record.classifier_trust.as_ref()?, stages.clustering, stages.kmeans_fallback)
 }
@@ -536,6 +538,12 @@ mod tests {
         }))
         .unwrap();
         let sentence = cluster_sizes_sentence(&record, &crate::config::StageArgs::default()).expect("a sentence");
-        assert!(sentence.starts_with("Stage II: k-means clusters") && sentence.contains("5.8:1") && !sentence.contains("were tried"), "{sentence}");
+        assert!(sentence.starts_with("Stage II: k-means clusters") && sentence.contains("5.8:1") && sentence.contains("a sign of unbalanced classes") && !sentence.contains("were tried"), "{sentence}");
+        // Where the Sinkhorn clusters' sizes were not far apart, k-means replaced them because
+        // their names were not trusted, and the sentence says that instead.
+        let mut second_opinion = record.clone();
+        second_opinion.kmeans_fallback = Some(1.9);
+        let sentence = cluster_sizes_sentence(&second_opinion, &crate::config::StageArgs::default()).expect("a sentence");
+        assert!(sentence.contains("did not trust the names of the Sinkhorn clusters (sizes up to 1.9:1)") && !sentence.contains("a sign of unbalanced"), "{sentence}");
     }
 }

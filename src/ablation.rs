@@ -85,7 +85,7 @@ pub fn run_ablations(
             naming.stage3.loss = variant.loss;
             naming.stage3.init = variant.init;
             let namer = naming.namer(NamingKind::Stage3)?;
-            let ctx = NamingContext { train: &features.train, clusters: &clusters, prior, atoms: &atoms };
+            let ctx = NamingContext { train: &features.train, train_raw: features.train_raw.as_ref(), clusters: &clusters, prior, atoms: &atoms };
             let label = format!("({}) {}", variant.key, variant.name);
             let named = orchestrator.name_with(namer.as_ref(), &ctx, None, seed, &label, log)?;
             let pred = named.classifier.predict(&features.test.to_device(tch::Device::Cpu));

@@ -184,8 +184,8 @@ impl<'a> Orchestrator<'a> {
         result
     }
 
-    fn context<'c>(&'c self, train: &'c Tensor, clusters: &'c Clusters) -> NamingContext<'c> {
-        NamingContext { train, clusters, prior: self.prior, atoms: &self.atoms }
+    fn context<'c>(&'c self, data: &'c FeatureData, clusters: &'c Clusters) -> NamingContext<'c> {
+        NamingContext { train: &data.train, train_raw: data.train_raw.as_ref(), clusters, prior: self.prior, atoms: &self.atoms }
     }
 
     /// The naming chain on one seed's clusters; a leading geometry step reuses `geometry`.
@@ -210,15 +210,15 @@ impl<'a> Orchestrator<'a> {
     /// wrong, flagged, where k-means named every class right, trusted), and a centroid left with
     /// a handful of members gave a trusted naming 6 % right where k-means named 100 %.
     /// Returns the Sinkhorn clusters' size ratio with them when k-means replaced them.
-    fn cluster_and_name(&self, train: &Tensor, seed: u64, log: &mut JsonLines) -> Result<(Clusters, NamedClassifier, Option<f64>)> {
-        let clusters = self.cluster(train, seed, log)?;
-        let geometry = self.name_with(&self.geometry, &self.context(train, &clusters), None, seed, "geometry", log)?;
+    fn cluster_and_name(&self, data: &FeatureData, seed: u64, log: &mut JsonLines) -> Result<(Clusters, NamedClassifier, Option<f64>)> {
+        let clusters = self.cluster(&data.train, seed, log)?;
+        let geometry = self.name_with(&self.geometry, &self.context(data, &clusters), None, seed, "geometry", log)?;
         let Some(fallback) = &self.fallback else { return Ok((clusters, geometry, None)) };
         let own_trust = |named: &NamedClassifier| named.geometry.as_ref().map(|g| g.trust_of(&g.solution.class_of));
         let suspect = |t: &crate::naming::NameTrust| !t.trusted || t.cluster_size_ratio >= UNEQUAL_SIZES_RATIO;
         let Some(trust) = own_trust(&geometry).filter(suspect) else { return Ok((clusters, geometry, None)) };
-        let kmeans = self.cluster_with(fallback.as_ref(), train, seed, log)?;
-        let kmeans_geometry = self.name_with(&self.geometry, &self.context(train, &kmeans), None, seed, "geometry-kmeans", log)?;
+        let kmeans = self.cluster_with(fallback.as_ref(), &data.train, seed, log)?;
+        let kmeans_geometry = self.name_with(&self.geometry, &self.context(data, &kmeans), None, seed, "geometry-kmeans", log)?;
         match own_trust(&kmeans_geometry).is_some_and(|t| t.trusted) {
             true => Ok((kmeans, kmeans_geometry, Some(trust.cluster_size_ratio))),
             false => Ok((clusters, geometry, None)),
@@ -228,10 +228,10 @@ impl<'a> Orchestrator<'a> {
     /// Stages II and III for one seed.
     pub fn run_seed(&self, data: &FeatureData, seed: u64, log: &mut JsonLines) -> Result<SeedRun> {
         let t0 = Instant::now();
-        let (clusters, geometry, kmeans_fallback) = self.cluster_and_name(&data.train, seed, log)?;
+        let (clusters, geometry, kmeans_fallback) = self.cluster_and_name(data, seed, log)?;
         let cluster_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let ctx = self.context(&data.train, &clusters);
+        let ctx = self.context(data, &clusters);
         let named = self.run_chain(&ctx, &geometry, seed, log)?;
         let paper = match self.settings.trains_paper_reference() {
             true => Some(self.name_with(self.settings.paper_naming().namer(NamingKind::Stage3)?.as_ref(), &ctx, None, seed, "paper", log)?),
@@ -310,7 +310,7 @@ impl<'a> Orchestrator<'a> {
             }
             let started = Instant::now();
             let clusters = load_clusters(base, seed, &data.train)?;
-            let ctx = self.context(&data.train, &clusters);
+            let ctx = self.context(data, &clusters);
             let named = namer.name_clusters(&ctx, None, seed, &mut |_, _| Ok(()))?;
             let aligned = namer.names_for(seed, &crate::naming::person::rows_f64(&clusters.member_means)?)?;
             let predictions = named.classifier.predict(&data.test.to_device(tch::Device::Cpu));
@@ -365,7 +365,7 @@ impl<'a> Orchestrator<'a> {
         let mut sk = self.settings.paper_naming();
         sk.stage3.loss = MatchingLoss::Sk;
         let namer = sk.namer(NamingKind::Stage3)?;
-        let ctx = self.context(&data.train, &clusters);
+        let ctx = self.context(data, &clusters);
         let start = (self.settings.naming.chain == [NamingKind::Geometry, NamingKind::Stage3]).then_some(record.naming_class_of.as_slice());
         let mut log = JsonLines::create(&layout.sk_train_log(seed))?;
         let named = self.name_with(namer.as_ref(), &ctx, start, seed, "sk", &mut log)?;

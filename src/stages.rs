@@ -114,7 +114,13 @@ pub fn torchscript_features_stage(dataset: &DatasetArgs, model: &Path, prep: &Pr
 
 /// Loaded, checked and L2-normalised train/test features.
 pub struct FeatureData {
+    /// Training features, rows L2-normalised (what stages II and III work on).
     pub train: Tensor,
+    /// The training features as given, where their rows are not unit length already: the
+    /// geometry naming compares the member means of these. Normalising each sample first
+    /// scales each class's mean by its own spread (noisy classes shrink towards the origin) and
+    /// undoes the naming's invariance to a common offset of the features.
+    pub train_raw: Option<Tensor>,
     pub test: Tensor,
     pub test_labels: Option<Vec<i64>>,
 }
@@ -147,7 +153,9 @@ impl FeatureData {
                 train_path.display()
             );
         }
+        let unit_length = (train.features.to_kind(tch::Kind::Float).norm_scalaropt_dim(2, [1i64].as_slice(), false) - 1.0).abs().max().double_value(&[]) < 1e-3;
         Ok(FeatureData {
+            train_raw: (!unit_length).then(|| train.features.to_kind(tch::Kind::Float).to_device(device)),
             train: train_unit.to_device(device),
             test: l2_normalize(&test.features).to_device(device),
             test_labels: test.labels,

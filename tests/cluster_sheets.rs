@@ -100,7 +100,7 @@ fn person_naming_predicts_the_class_given_to_the_nearest_cluster() {
     assert_eq!(class_of, [2, 0, 1]);
     let reference = Vec::<Vec<f64>>::try_from(clusters.member_means.to_kind(tch::Kind::Double)).unwrap();
     let namer = PersonNamer::new(class_of, 7, reference).unwrap();
-    let ctx = NamingContext { train: &train, clusters: &clusters, prior: &prior, atoms: &atoms };
+    let ctx = NamingContext { train: &train, train_raw: None, clusters: &clusters, prior: &prior, atoms: &atoms };
     let named = namer.name_clusters(&ctx, None, 7, &mut |_, _| Ok(())).unwrap();
     assert_eq!(named.method, NamingKind::Person);
     assert_eq!(named.class_of, [2, 0, 1]);
@@ -108,7 +108,7 @@ fn person_naming_predicts_the_class_given_to_the_nearest_cluster() {
     assert_eq!(named.classifier.predict(&test), [2, 1, 0]);
     // Seed 8 found the same clusters in the order (2, 0, 1).
     let permuted = Clusters::new(&train, vec![1, 1, 2, 2, 0, 0], None, vec![]).unwrap();
-    let ctx = NamingContext { train: &train, clusters: &permuted, prior: &prior, atoms: &atoms };
+    let ctx = NamingContext { train: &train, train_raw: None, clusters: &permuted, prior: &prior, atoms: &atoms };
     let other = namer.name_clusters(&ctx, None, 8, &mut |_, _| Ok(())).unwrap();
     assert_eq!(other.class_of, [1, 2, 0]);
     assert_eq!(other.classifier.predict(&test), [2, 1, 0]);

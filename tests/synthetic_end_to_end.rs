@@ -74,7 +74,7 @@ fn synthetic_clusters_end_to_end() {
     let (train, train_labels, test, test_labels) = data();
     let names: Vec<String> = (0..C).map(|k| format!("class {k}")).collect();
     let prior = ordinal_prior(&names, PriorParams::default()).unwrap();
-    let data = FeatureData { train, test: test.shallow_clone(), test_labels: Some(test_labels.clone()) };
+    let data = FeatureData { train, train_raw: None, test: test.shallow_clone(), test_labels: Some(test_labels.clone()) };
     let dir = std::env::temp_dir().join(format!("zl-synthetic-{}", std::process::id()));
     let log_path = dir.join("log.jsonl");
     let mut log = JsonLines::create(&log_path).unwrap();

@@ -320,11 +320,27 @@ impl GeometryNamer {
         }
     }
 
+    /// The centres the named classifier assigns unit-length samples to.
     fn centres<'t>(&self, ctx: &'t NamingContext) -> &'t Tensor {
         match self.params.centres {
             NamingCentres::MemberMeans => &ctx.clusters.member_means,
             NamingCentres::Learned => ctx.clusters.centres(),
         }
+    }
+
+    fn compared_centres(&self, ctx: &NamingContext) -> Result<Tensor> {
+        compared_centres(self.params.centres, ctx.clusters, ctx.train_raw)
+    }
+}
+
+/// The centres whose geometry the naming compares with the names': member means of the
+/// features as given (`train_raw`, where they are not unit length), else the member means or
+/// learned centres of the unit-length features that the classifier assigns samples to.
+pub fn compared_centres(centres: NamingCentres, clusters: &crate::clustering::Clusters, train_raw: Option<&Tensor>) -> Result<Tensor> {
+    match (centres, train_raw) {
+        (NamingCentres::MemberMeans, Some(raw)) => crate::clustering::member_means(raw, &clusters.assignments, clusters.member_means.size()[0]),
+        (NamingCentres::MemberMeans, None) => Ok(clusters.member_means.shallow_clone()),
+        (NamingCentres::Learned, _) => Ok(clusters.centres().shallow_clone()),
     }
 }
 
@@ -369,7 +385,7 @@ impl Namer for GeometryNamer {
 
     fn name_clusters(&self, ctx: &NamingContext, _start: Option<&[usize]>, seed: u64, _observer: &mut NamingObserver) -> Result<NamedClassifier> {
         let centres = self.centres(ctx);
-        let rows = Vec::<Vec<f64>>::try_from(centres.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double))?;
+        let rows = Vec::<Vec<f64>>::try_from(self.compared_centres(ctx)?.to_device(tch::Device::Cpu).to_kind(tch::Kind::Double))?;
         let naming = self.name(&rows, &ctx.clusters.cluster_sizes(), ctx.prior, seed)?;
         let classifier = nearest_centroid_classifier(&named_centroids(centres, &naming.solution.class_of));
         Ok(NamedClassifier {

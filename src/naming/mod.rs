@@ -37,6 +37,8 @@ pub use stage3::Stage3Namer;
 pub struct NamingContext<'a> {
     /// (N, D) f32 training features, rows L2-normalised.
     pub train: &'a Tensor,
+    /// The training features as given, where they are not unit length (`FeatureData::train_raw`).
+    pub train_raw: Option<&'a Tensor>,
     pub clusters: &'a Clusters,
     pub prior: &'a LabelPrior,
     pub atoms: &'a PriorAtoms,

@@ -19,8 +19,9 @@ pub(super) fn seeds_consensus(plan: &Plan, seeds: &SeedsLayout, data: &FeatureDa
     if records.len() < 2 || !plan.settings.naming_consensus {
         return Ok(None);
     }
-    let (centres, sizes): (Vec<Tensor>, Vec<Vec<usize>>) = records.iter().map(|r| naming_centres(plan, seeds, data, r.seed)).collect::<Result<Vec<_>>>()?.into_iter().unzip();
-    let rows = centres.iter().map(|c| Vec::<Vec<f64>>::try_from(c.to_kind(Kind::Double))).collect::<std::result::Result<Vec<_>, _>>()?;
+    let per_seed: Vec<(Tensor, Tensor, Vec<usize>)> = records.iter().map(|r| naming_centres(plan, seeds, data, r.seed)).collect::<Result<_>>()?;
+    let rows = per_seed.iter().map(|(_, compared, _)| Vec::<Vec<f64>>::try_from(compared.to_kind(Kind::Double))).collect::<std::result::Result<Vec<_>, _>>()?;
+    let (centres, sizes): (Vec<Tensor>, Vec<Vec<usize>>) = per_seed.into_iter().map(|(centres, _, sizes)| (centres, sizes)).unzip();
     let namings: Vec<Vec<usize>> = records.iter().map(|r| r.naming_class_of.clone()).collect();
     let seed_list: Vec<u64> = records.iter().map(|r| r.seed).collect();
     let reference = seed_list.iter().position(|&s| s == selected_seed).unwrap_or(0);
@@ -48,13 +49,16 @@ pub(super) fn seeds_consensus(plan: &Plan, seeds: &SeedsLayout, data: &FeatureDa
     Ok(Some(run))
 }
 
-/// The centres the geometry naming compared for `seed` (member means, or the learned centres)
-/// and the cluster sizes.
-fn naming_centres(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, seed: u64) -> Result<(Tensor, Vec<usize>)> {
+/// For `seed`: the centres its classifiers assign samples to (member means, or the learned
+/// centres), the centres the geometry naming compared (`geometry::compared_centres`) and
+/// the cluster sizes.
+fn naming_centres(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, seed: u64) -> Result<(Tensor, Tensor, Vec<usize>)> {
     let clusters = orchestrator::load_clusters(seeds, seed, &data.train)?;
     let centres = match plan.settings.naming.geometry.centres {
         NamingCentres::Learned => clusters.centres(),
         NamingCentres::MemberMeans => &clusters.member_means,
     };
-    Ok((centres.to_device(Device::Cpu).to_kind(Kind::Float), clusters.cluster_sizes()))
+    let compared = crate::naming::geometry::compared_centres(plan.settings.naming.geometry.centres, &clusters, data.train_raw.as_ref())?;
+    let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
+    Ok((cpu(centres), cpu(&compared), clusters.cluster_sizes()))
 }

@@ -10,7 +10,7 @@
 use super::kernels::{kernel_similarity, NamingKernel};
 use super::qap::{self, Naming, NamingProblem};
 use super::symmetry;
-use super::trust::{alignment_score, gibbs_exact, gibbs_mcmc, permutation_null, AlignmentScore, TrustParams};
+use super::trust::{alignment_score, gibbs_exact, gibbs_mcmc, permutation_null, AlignmentScore, GibbsPosterior, TrustParams};
 use super::{named_centroids, NamedClassifier, Namer, NamingContext, NamingKind, NamingObserver};
 use crate::error::{Error, Result};
 use crate::matching::nearest_centroid_classifier;
@@ -129,8 +129,8 @@ pub struct GeometryNaming {
     pub cluster_size_ratio: f64,
 }
 
-/// A judging kernel's Gibbs posterior over namings, and the classes and clusters its
-/// similarities cannot tell apart.
+/// A judging kernel's Gibbs posterior over namings, and the namings its similarities cannot
+/// tell apart.
 #[derive(Clone, Debug)]
 pub struct Judge {
     pub kernel: NamingKernel,
@@ -140,19 +140,48 @@ pub struct Judge {
     /// (`symmetry::automorphism_orbits`).
     pub class_orbits: Vec<usize>,
     pub cluster_orbits: Vec<usize>,
+    /// Where the posterior was enumerated (c <= `exact_limit`): what finds exact ties.
+    pub exact: Option<ExactPosterior>,
+}
+
+/// An enumerated Gibbs posterior p(pi) = exp((f(pi) - best) / temperature) * map_probability.
+#[derive(Clone, Debug)]
+pub struct ExactPosterior {
+    pub problem: NamingProblem,
+    pub best: f64,
+    pub temperature: f64,
+    pub map_probability: f64,
 }
 
 impl Judge {
-    /// The mean posterior probability of the names `class_of`, a cluster's name counting as
-    /// supported where the posterior gives the cluster any class this kernel cannot tell from
-    /// it. A symmetry of either matrix makes namings tie under every clustering: the rank
-    /// kernel's posterior split an exact copy of six classes' geometry evenly over two namings
-    /// (of four classes, over four), a tie that says nothing against the names. Other judges
-    /// still tell them apart.
+    /// The mean posterior probability of the names `class_of`, where namings this kernel scores
+    /// exactly as high count as these names: a tie says nothing against them, and other judges
+    /// still tell the tied namings apart. The rank kernel, whose similarities take few values,
+    /// split exact copies of four and six classes' geometry evenly between tied namings (a
+    /// symmetry of its class matrix), and gave an exact copy of six unbalanced classes support
+    /// 0.77 by ties that were no symmetry. Enumerated posteriors credit every tie; sampled ones
+    /// (above `exact_limit`) the namings that a symmetry of either matrix maps these to.
     pub fn support(&self, class_of: &[usize]) -> f64 {
-        let group = symmetry::indistinguishable_classes(&self.class_orbits, &self.cluster_orbits, class_of);
-        let supported = |k: usize| (0..group.len()).filter(|&c| group[c] == group[class_of[k]]).map(|c| self.marginals[k][c]).sum::<f64>();
-        (0..class_of.len()).map(supported).sum::<f64>() / class_of.len().max(1) as f64
+        let c = class_of.len();
+        let mut per_cluster: Vec<f64> = match &self.exact {
+            Some(exact) => {
+                let mut own: Vec<f64> = (0..c).map(|k| self.marginals[k][class_of[k]]).collect();
+                let score = exact.problem.score(class_of);
+                let weight = ((score - exact.best) / exact.temperature.max(1e-300)).exp() * exact.map_probability;
+                if weight > 1e-9 {
+                    for tie in qap::ties_of(&exact.problem, class_of, 1e-9 * score.abs().max(1.0)) {
+                        (0..c).filter(|&k| tie[k] != class_of[k]).for_each(|k| own[k] += weight);
+                    }
+                }
+                own
+            }
+            None => {
+                let group = symmetry::indistinguishable_classes(&self.class_orbits, &self.cluster_orbits, class_of);
+                (0..c).map(|k| (0..c).filter(|&m| group[m] == group[class_of[k]]).map(|m| self.marginals[k][m]).sum::<f64>()).collect()
+            }
+        };
+        per_cluster.iter_mut().for_each(|p| *p = p.min(1.0));
+        per_cluster.iter().sum::<f64>() / c.max(1) as f64
     }
 }
 
@@ -297,11 +326,13 @@ impl GeometryNamer {
                 let other = self.problem(centres, cluster_sizes, class_vectors, alpha, judge);
                 // With a size term the sizes can break a tie of the similarities: no symmetry then.
                 let orbits = |m: &[Vec<f64>]| if other.sizes.is_some() { (0..m.len()).collect() } else { symmetry::automorphism_orbits(m) };
+                let (posterior, best) = own_posterior(&other, &trust, &solution.class_of);
                 judged.push(Judge {
                     kernel: judge,
-                    marginals: own_posterior(&other, &trust, &solution.class_of),
+                    marginals: posterior.marginals.clone(),
                     class_orbits: orbits(&other.class_similarity),
                     cluster_orbits: orbits(&other.cluster_similarity),
+                    exact: posterior.exact.then_some(ExactPosterior { problem: other, best, temperature: posterior.temperature, map_probability: posterior.map_probability }),
                 });
             }
         }
@@ -363,14 +394,14 @@ const JUDGE_RESTARTS: usize = 50;
 /// 15 s time limit on each judge). Without that climb, a judge of 40 classes whose restarts
 /// all stopped in poor local optima would sample around one of them and deny support to a
 /// naming its own kernel scores far higher.
-fn own_posterior(problem: &NamingProblem, trust: &TrustParams, judged: &[usize]) -> Vec<Vec<f64>> {
+fn own_posterior(problem: &NamingProblem, trust: &TrustParams, judged: &[usize]) -> (GibbsPosterior, f64) {
     let null = permutation_null(problem, trust.null_draws, trust.seed);
     if problem.n() <= trust.exact_limit {
         let best = qap::solve_exact(problem);
-        gibbs_exact(problem, best.score, &[trust.temperature.value(problem, best.score, &null)]).remove(0).marginals
+        (gibbs_exact(problem, best.score, &[trust.temperature.value(problem, best.score, &null)]).remove(0), best.score)
     } else {
         let best = qap::solve_local_search_from(problem, Some(judged), JUDGE_RESTARTS, trust.seed);
-        gibbs_mcmc(problem, &best.class_of, trust.temperature.value(problem, best.score, &null), trust.mcmc_sweeps, trust.seed).marginals
+        (gibbs_mcmc(problem, &best.class_of, trust.temperature.value(problem, best.score, &null), trust.mcmc_sweeps, trust.seed), best.score)
     }
 }
 
@@ -517,7 +548,7 @@ mod tests {
         for kernel in invariant_kernels() {
             let problem = naming_problem(&centres, &classes, kernel);
             lost_by_restarts += usize::from(qap::solve_local_search(&problem, JUDGE_RESTARTS, 0).score < problem.score(&perm) - 1e-9);
-            let support = mean_support(&own_posterior(&problem, &trust, &perm), &perm);
+            let support = mean_support(&own_posterior(&problem, &trust, &perm).0.marginals, &perm);
             assert!(support > 0.9, "{kernel:?}: support {support}");
         }
         assert!(lost_by_restarts >= 2, "the restarts alone find the hidden naming under most kernels; the test needs a harder case");

@@ -173,6 +173,63 @@ pub fn solve_exact(p: &NamingProblem) -> Naming {
     Naming { class_of, score: state.best.0, second_score: Some(state.second).filter(|s| s.is_finite()), optimality: Optimality::Enumerated }
 }
 
+/// Every other naming whose objective equals that of `class_of` within `tolerance`: namings
+/// the problem cannot tell from it. Exhaustive (c <= 10 is practical), with branches cut where
+/// even their optimistic bound falls short of the objective.
+pub fn ties_of(p: &NamingProblem, class_of: &[usize], tolerance: f64) -> Vec<Vec<usize>> {
+    let c = p.n();
+    let target = p.score(class_of);
+    let a = &p.cluster_similarity;
+    let max_b = p.class_similarity.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+    let unary: Vec<Vec<f64>> = (0..c).map(|i| (0..c).map(|k| p.unary(i, k)).collect()).collect();
+    // bound[d]: the most that the terms of clusters at depth >= d can still add.
+    let mut bound = vec![0.0; c + 1];
+    for d in (0..c).rev() {
+        let pairs: f64 = (0..d).map(|e| a[d][e].abs() + a[e][d].abs()).sum();
+        bound[d] = bound[d + 1] + max_b * pairs + unary[d].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    }
+    let mut walk = TieWalk { p, unary: &unary, bound, low: target - tolerance, high: target + tolerance, class_at: vec![0; c], used: vec![false; c], ties: vec![] };
+    walk.visit(0, 0.0);
+    walk.ties.retain(|t| t.as_slice() != class_of);
+    walk.ties
+}
+
+struct TieWalk<'a> {
+    p: &'a NamingProblem,
+    unary: &'a [Vec<f64>],
+    bound: Vec<f64>,
+    low: f64,
+    high: f64,
+    class_at: Vec<usize>,
+    used: Vec<bool>,
+    ties: Vec<Vec<usize>>,
+}
+
+impl TieWalk<'_> {
+    fn visit(&mut self, d: usize, partial: f64) {
+        let c = self.class_at.len();
+        if d == c {
+            if partial >= self.low && partial <= self.high {
+                self.ties.push(self.class_at.clone());
+            }
+            return;
+        }
+        if partial + self.bound[d] < self.low {
+            return;
+        }
+        let (a, b) = (&self.p.cluster_similarity, &self.p.class_similarity);
+        for k in 0..c {
+            if self.used[k] {
+                continue;
+            }
+            let gain = self.unary[d][k] + (0..d).map(|e| a[d][e] * b[k][self.class_at[e]] + a[e][d] * b[self.class_at[e]][k]).sum::<f64>();
+            (self.class_at[d], self.used[k]) = (k, true);
+            self.visit(d + 1, partial + gain);
+            self.used[k] = false;
+        }
+    }
+}
+
 struct Context<'a> {
     a: &'a [Vec<f64>],
     b: &'a [Vec<f64>],
@@ -366,6 +423,29 @@ mod tests {
             assert!((p.score(&s.class_of) - s.score).abs() < 1e-9);
             assert!((s.second_score.unwrap() - second).abs() < 1e-9, "trial {trial}: runner-up");
         }
+    }
+
+    #[test]
+    fn ties_are_the_other_namings_of_equal_objective() {
+        // Two mirrored pairs (0-1, 2-3) and a fifth class apart: swapping within both pairs, or
+        // the pairs themselves, leaves the class similarities unchanged.
+        let b = vec![
+            vec![0.0, 0.8, 0.1, 0.2, -0.5],
+            vec![0.8, 0.0, 0.2, 0.1, -0.5],
+            vec![0.1, 0.2, 0.0, 0.8, -0.5],
+            vec![0.2, 0.1, 0.8, 0.0, -0.5],
+            vec![-0.5, -0.5, -0.5, -0.5, 0.0],
+        ];
+        let p = NamingProblem { cluster_similarity: b.clone(), class_similarity: b, sizes: None };
+        let mut ties = ties_of(&p, &[0, 1, 2, 3, 4], 1e-12);
+        ties.sort();
+        assert_eq!(ties, vec![vec![1, 0, 3, 2, 4], vec![2, 3, 0, 1, 4], vec![3, 2, 1, 0, 4]]);
+        // Every enumerated naming of a generic problem has its own objective.
+        let mut rng = crate::rng::Rng::new(4);
+        let rows: Vec<Vec<f64>> = (0..6).map(|_| (0..8).map(|_| rng.normal()).collect()).collect();
+        let generic = NamingProblem { cluster_similarity: cosine_matrix(&rows), class_similarity: cosine_matrix(&rows), sizes: None };
+        assert!(ties_of(&generic, &[0, 1, 2, 3, 4, 5], 1e-9).is_empty());
+        assert!(ties_of(&generic, &[1, 0, 2, 3, 4, 5], 1e-9).is_empty());
     }
 
     #[test]

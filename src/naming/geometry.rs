@@ -189,8 +189,8 @@ impl Judge {
 /// pairwise similarities, which standardisation reduces to one shape, and the best of the six
 /// namings fits any such shape closely; four have six similarities and 24 namings. Names of
 /// unrelated random geometries (50-D class vectors, 64-D centres) pass the jury 32 times in 40
-/// at c = 3, 4 in 40 at c = 4 (1 in 40 while the rank judge's ties, which `Judge::support`
-/// now discounts, happened to deny support), 2 in 40 at c = 5 and never from c = 6 to 10
+/// at c = 3, 5 in 40 at c = 4 (1 in 40 while the rank judge's ties, which `Judge::support`
+/// now credits, happened to deny support), 2 in 40 at c = 5 and never from c = 6 to 10
 /// (`cargo run --release --example chance_trust`).
 pub const MIN_CLASSES_TO_TRUST: usize = 5;
 

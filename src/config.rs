@@ -717,7 +717,8 @@ pub struct StageSettings {
     pub naming: NamingSettings,
     /// Train the paper's stage III beside a naming chain that is not the paper's.
     pub paper_reference: bool,
-    /// Try k-means where Sinkhorn clusters come out of very unequal sizes.
+    /// Try k-means where the names of Sinkhorn clusters are not trusted or the clusters come
+    /// out of very unequal sizes.
     pub kmeans_fallback: bool,
     /// Vote the seeds' geometry names after the seeds (a step after stages II-III, so not part
     /// of their cache key).

@@ -110,7 +110,8 @@ pub struct Orchestrator<'a> {
     atoms: PriorAtoms,
     settings: &'a StageSettings,
     clusterer: Box<dyn Clusterer>,
-    /// k-means, tried where Sinkhorn clusters come out of very unequal sizes.
+    /// k-means, tried where the names of Sinkhorn clusters are not trusted or the clusters come
+    /// out of very unequal sizes.
     fallback: Option<Box<dyn Clusterer>>,
     chain: NamingChain,
     geometry: GeometryNamer,

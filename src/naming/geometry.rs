@@ -136,21 +136,18 @@ pub struct Judge {
     pub kernel: NamingKernel,
     /// Posterior marginals [cluster][class].
     pub marginals: Vec<Vec<f64>>,
-    /// Orbits of the symmetries of its class and its cluster similarity matrix
-    /// (`symmetry::automorphism_orbits`).
-    pub class_orbits: Vec<usize>,
-    pub cluster_orbits: Vec<usize>,
-    /// Where the posterior was enumerated (c <= `exact_limit`): what finds exact ties.
-    pub exact: Option<ExactPosterior>,
+    pub ties: JudgeTies,
 }
 
-/// An enumerated Gibbs posterior p(pi) = exp((f(pi) - best) / temperature) * map_probability.
+/// How a judge finds the namings it scores exactly as high as the names under judgment.
 #[derive(Clone, Debug)]
-pub struct ExactPosterior {
-    pub problem: NamingProblem,
-    pub best: f64,
-    pub temperature: f64,
-    pub map_probability: f64,
+pub enum JudgeTies {
+    /// An enumerated posterior (c <= `exact_limit`), p(pi) = exp((f(pi) - best) / temperature)
+    /// * map_probability: every naming of equal objective, by `qap::ties_of`.
+    Enumerated { problem: NamingProblem, best: f64, temperature: f64, map_probability: f64 },
+    /// A sampled posterior: the images of the names under a symmetry of the class or the cluster
+    /// similarity matrix (`symmetry::automorphism_orbits`; none where a size term can break ties).
+    Symmetries { class_orbits: Vec<usize>, cluster_orbits: Vec<usize> },
 }
 
 impl Judge {
@@ -163,20 +160,20 @@ impl Judge {
     /// (above `exact_limit`) the namings that a symmetry of either matrix maps these to.
     pub fn support(&self, class_of: &[usize]) -> f64 {
         let c = class_of.len();
-        let mut per_cluster: Vec<f64> = match &self.exact {
-            Some(exact) => {
+        let mut per_cluster: Vec<f64> = match &self.ties {
+            JudgeTies::Enumerated { problem, best, temperature, map_probability } => {
                 let mut own: Vec<f64> = (0..c).map(|k| self.marginals[k][class_of[k]]).collect();
-                let score = exact.problem.score(class_of);
-                let weight = ((score - exact.best) / exact.temperature.max(1e-300)).exp() * exact.map_probability;
+                let score = problem.score(class_of);
+                let weight = ((score - best) / temperature.max(1e-300)).exp() * map_probability;
                 if weight > 1e-9 {
-                    for tie in qap::ties_of(&exact.problem, class_of, 1e-9 * score.abs().max(1.0)) {
+                    for tie in qap::ties_of(problem, class_of, 1e-9 * score.abs().max(1.0)) {
                         (0..c).filter(|&k| tie[k] != class_of[k]).for_each(|k| own[k] += weight);
                     }
                 }
                 own
             }
-            None => {
-                let group = symmetry::indistinguishable_classes(&self.class_orbits, &self.cluster_orbits, class_of);
+            JudgeTies::Symmetries { class_orbits, cluster_orbits } => {
+                let group = symmetry::indistinguishable_classes(class_orbits, cluster_orbits, class_of);
                 (0..c).map(|k| (0..c).filter(|&m| group[m] == group[class_of[k]]).map(|m| self.marginals[k][m]).sum::<f64>()).collect()
             }
         };
@@ -324,16 +321,16 @@ impl GeometryNamer {
         for &judge in judges {
             if judge != kernel && judged.iter().all(|j| j.kernel != judge) {
                 let other = self.problem(centres, cluster_sizes, class_vectors, alpha, judge);
-                // With a size term the sizes can break a tie of the similarities: no symmetry then.
-                let orbits = |m: &[Vec<f64>]| if other.sizes.is_some() { (0..m.len()).collect() } else { symmetry::automorphism_orbits(m) };
                 let (posterior, best) = own_posterior(&other, &trust, &solution.class_of);
-                judged.push(Judge {
-                    kernel: judge,
-                    marginals: posterior.marginals.clone(),
-                    class_orbits: orbits(&other.class_similarity),
-                    cluster_orbits: orbits(&other.cluster_similarity),
-                    exact: posterior.exact.then_some(ExactPosterior { problem: other, best, temperature: posterior.temperature, map_probability: posterior.map_probability }),
-                });
+                let ties = match posterior.exact {
+                    true => JudgeTies::Enumerated { problem: other, best, temperature: posterior.temperature, map_probability: posterior.map_probability },
+                    false => {
+                        // With a size term the sizes can break a tie of the similarities: no symmetry then.
+                        let orbits = |m: &[Vec<f64>]| if other.sizes.is_some() { (0..m.len()).collect() } else { symmetry::automorphism_orbits(m) };
+                        JudgeTies::Symmetries { class_orbits: orbits(&other.class_similarity), cluster_orbits: orbits(&other.cluster_similarity) }
+                    }
+                };
+                judged.push(Judge { kernel: judge, marginals: posterior.marginals, ties });
             }
         }
         let cluster_size_ratio = size_ratio(cluster_sizes);
@@ -502,11 +499,12 @@ mod tests {
         // Six classes whose centred-rank matrix has a symmetry: the rank judge scores the names
         // and their images under it the same, whatever the clusters.
         let c = 6;
-        let symmetric = |seed: u64| {
+        let rank_orbits = |seed: u64| {
             let (_, classes, _) = classes_and_order(seed, c);
-            symmetry::automorphism_orbits(&kernel_similarity(&classes, NamingKernel::CentredRank)) != (0..c).collect::<Vec<_>>()
+            symmetry::automorphism_orbits(&kernel_similarity(&classes, NamingKernel::CentredRank))
         };
-        let seed = (0..1000).find(|&s| symmetric(s)).expect("a symmetric rank matrix among 1000 draws");
+        let seed = (0..1000).find(|&s| rank_orbits(s) != (0..c).collect::<Vec<_>>()).expect("a symmetric rank matrix among 1000 draws");
+        let orbits = rank_orbits(seed);
         let (classes, centres, perm) = exact_copy(seed, c, 2.0, 1.5);
         let naming = name(&centres, &classes, NamingKernel::CentredCosine, invariant_kernels());
         assert_eq!(naming.solution.class_of, perm);
@@ -516,8 +514,7 @@ mod tests {
         let trust = naming.trust_of(&perm);
         assert!(rank.support(&perm) > 0.99 && trust.trusted, "seed {seed}: {:?}", trust.support_by_kernel);
         // The other judges still tell the tied namings apart: a mirror image is not trusted.
-        let orbit = |k: usize| rank.class_orbits[k];
-        let mirror: Vec<usize> = perm.iter().map(|&k| (0..c).find(|&o| o != k && orbit(o) == orbit(k)).unwrap_or(k)).collect();
+        let mirror: Vec<usize> = perm.iter().map(|&k| (0..c).find(|&o| o != k && orbits[o] == orbits[k]).unwrap_or(k)).collect();
         assert_ne!(mirror, perm);
         assert!(!naming.trust_of(&mirror).trusted, "{:?}", naming.trust_of(&mirror).support_by_kernel);
     }

@@ -179,19 +179,27 @@ pub fn solve_exact(p: &NamingProblem) -> Naming {
 pub fn ties_of(p: &NamingProblem, class_of: &[usize], tolerance: f64) -> Vec<Vec<usize>> {
     let c = p.n();
     let target = p.score(class_of);
+    let (unary, bound) = depth_bounds(p);
+    let mut walk = TieWalk { p, unary: &unary, bound, low: target - tolerance, high: target + tolerance, class_at: vec![0; c], used: vec![false; c], ties: vec![] };
+    walk.visit(0, 0.0);
+    walk.ties.retain(|t| t.as_slice() != class_of);
+    walk.ties
+}
+
+/// For a depth-first enumeration that places cluster d at depth d: unary[cluster][class] (the
+/// size term), and bound[d], the most that the terms involving a cluster at depth >= d can
+/// still add (|A| of their pairs times max |B|, plus their largest unary terms).
+pub(crate) fn depth_bounds(p: &NamingProblem) -> (Vec<Vec<f64>>, Vec<f64>) {
+    let c = p.n();
     let a = &p.cluster_similarity;
     let max_b = p.class_similarity.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
     let unary: Vec<Vec<f64>> = (0..c).map(|i| (0..c).map(|k| p.unary(i, k)).collect()).collect();
-    // bound[d]: the most that the terms of clusters at depth >= d can still add.
     let mut bound = vec![0.0; c + 1];
     for d in (0..c).rev() {
         let pairs: f64 = (0..d).map(|e| a[d][e].abs() + a[e][d].abs()).sum();
         bound[d] = bound[d + 1] + max_b * pairs + unary[d].iter().copied().fold(f64::NEG_INFINITY, f64::max);
     }
-    let mut walk = TieWalk { p, unary: &unary, bound, low: target - tolerance, high: target + tolerance, class_at: vec![0; c], used: vec![false; c], ties: vec![] };
-    walk.visit(0, 0.0);
-    walk.ties.retain(|t| t.as_slice() != class_of);
-    walk.ties
+    (unary, bound)
 }
 
 struct TieWalk<'a> {

@@ -86,7 +86,8 @@ fn extend(m: &[Vec<f64>], alike: &dyn Fn(usize, usize) -> bool, same: &dyn Fn(f6
     false
 }
 
-fn find(parent: &[usize], mut x: usize) -> usize {
+/// The root of x's set in a disjoint-set forest (`parent[root] == root`).
+pub(super) fn find(parent: &[usize], mut x: usize) -> usize {
     while parent[x] != x {
         x = parent[x];
     }
@@ -94,7 +95,7 @@ fn find(parent: &[usize], mut x: usize) -> usize {
 }
 
 /// Joins the sets of x and y, keeping the smaller index as the root.
-fn union(parent: &mut [usize], x: usize, y: usize) {
+pub(super) fn union(parent: &mut [usize], x: usize, y: usize) {
     let (rx, ry) = (find(parent, x), find(parent, y));
     let (low, high) = (rx.min(ry), rx.max(ry));
     parent[high] = low;

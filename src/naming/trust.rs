@@ -64,14 +64,7 @@ pub fn gibbs_exact(problem: &NamingProblem, best: f64, temperatures: &[f64]) -> 
     let c = problem.n();
     let a = &problem.cluster_similarity;
     let b = &problem.class_similarity;
-    let unary: Vec<Vec<f64>> = (0..c).map(|i| (0..c).map(|k| problem.unary(i, k)).collect()).collect();
-    let max_b = b.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
-    // bound[d]: the most that the terms involving a cluster at depth >= d can still add.
-    let mut bound = vec![0.0; c + 1];
-    for d in (0..c).rev() {
-        let pairs: f64 = (0..d).map(|e| a[d][e].abs() + a[e][d].abs()).sum();
-        bound[d] = bound[d + 1] + max_b * pairs + unary[d].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    }
+    let (unary, bound) = crate::naming::qap::depth_bounds(problem);
     let t_max = temperatures.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
     let inv_t: Vec<f64> = temperatures.iter().map(|t| 1.0 / t.max(1e-300)).collect();
     let nt = temperatures.len();
@@ -266,27 +259,19 @@ impl SwapChain {
 /// cluster named k gives l at least `min_share` of its probability. Singletons are left out;
 /// each group is sorted, groups by their first class.
 pub fn near_tie_groups(marginals: &[Vec<f64>], class_of: &[usize], min_share: f64) -> Vec<Vec<usize>> {
+    use super::symmetry::{find, union};
     let c = class_of.len();
     let mut parent: Vec<usize> = (0..c).collect();
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
-        }
-        x
-    }
     for (cluster, row) in marginals.iter().enumerate() {
         for (class, &p) in row.iter().enumerate() {
             if class != class_of[cluster] && p >= min_share {
-                let (x, y) = (root(&mut parent, class), root(&mut parent, class_of[cluster]));
-                parent[x] = y;
+                union(&mut parent, class, class_of[cluster]);
             }
         }
     }
     let mut groups: Vec<Vec<usize>> = vec![vec![]; c];
     for k in 0..c {
-        let r = root(&mut parent, k);
-        groups[r].push(k);
+        groups[find(&parent, k)].push(k);
     }
     let mut groups: Vec<Vec<usize>> = groups.into_iter().filter(|g| g.len() > 1).collect();
     groups.sort();

@@ -153,9 +153,10 @@ impl FeatureData {
                 train_path.display()
             );
         }
-        let unit_length = (train.features.to_kind(tch::Kind::Float).norm_scalaropt_dim(2, [1i64].as_slice(), false) - 1.0).abs().max().double_value(&[]) < 1e-3;
+        let given = train.features.to_kind(tch::Kind::Float);
+        let unit_length = (given.norm_scalaropt_dim(2, [1i64].as_slice(), false) - 1.0).abs().max().double_value(&[]) < 1e-3;
         Ok(FeatureData {
-            train_raw: (!unit_length).then(|| train.features.to_kind(tch::Kind::Float).to_device(device)),
+            train_raw: (!unit_length).then(|| given.to_device(device)),
             train: train_unit.to_device(device),
             test: l2_normalize(&test.features).to_device(device),
             test_labels: test.labels,

@@ -7,7 +7,8 @@ use crate::io;
 use crate::layout::SeedsLayout;
 use crate::matching::nearest_centroid_classifier;
 use crate::naming::consensus::{self, ConsensusRun};
-use crate::naming::{named_centroids, GeometryNamer, NamingCentres, NamingKind};
+use crate::naming::geometry::compared_centres;
+use crate::naming::{named_centroids, GeometryNamer, NamingKind};
 use crate::orchestrator::{self, SeedRecord};
 use crate::stages::FeatureData;
 use anyhow::Result;
@@ -54,11 +55,10 @@ pub(super) fn seeds_consensus(plan: &Plan, seeds: &SeedsLayout, data: &FeatureDa
 /// the cluster sizes.
 fn naming_centres(plan: &Plan, seeds: &SeedsLayout, data: &FeatureData, seed: u64) -> Result<(Tensor, Tensor, Vec<usize>)> {
     let clusters = orchestrator::load_clusters(seeds, seed, &data.train)?;
-    let centres = match plan.settings.naming.geometry.centres {
-        NamingCentres::Learned => clusters.centres(),
-        NamingCentres::MemberMeans => &clusters.member_means,
-    };
-    let compared = crate::naming::geometry::compared_centres(plan.settings.naming.geometry.centres, &clusters, data.train_raw.as_ref())?;
+    let kind = plan.settings.naming.geometry.centres;
+    // Without features as given, the compared centres are the unit-length ones.
+    let centres = compared_centres(kind, &clusters, None)?;
+    let compared = compared_centres(kind, &clusters, data.train_raw.as_ref())?;
     let cpu = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Float);
-    Ok((cpu(centres), cpu(&compared), clusters.cluster_sizes()))
+    Ok((cpu(&centres), cpu(&compared), clusters.cluster_sizes()))
 }
